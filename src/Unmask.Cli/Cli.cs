@@ -1,0 +1,23 @@
+using System.CommandLine;
+using Unmask.Cli.Commands;
+
+namespace Unmask.Cli;
+
+/// <summary>The `unmask` command line: a thin layer that parses arguments, calls the library and formats results.</summary>
+public static class Cli
+{
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken ct = default)
+    {
+        var io = new CliOutput(output, error);
+        var root = new RootCommand("Unmask: masked language models in .NET")
+        {
+            PretrainCommand.Create(io),
+            FillCommand.Create(io),
+            TokenizeCommand.Create(io),
+            ForwardCommand.Create(io),
+        };
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration { Output = output, Error = error };
+        return parse.Invoke(config);
+    }
+}

@@ -1,0 +1,14 @@
+using System.CommandLine;
+
+namespace Unmask.Cli.Commands;
+
+/// <summary>Options shared by the commands that use a model folder.</summary>
+public static class ModelOptions
+{
+    public static Option<string> Model() => new("--model") { Description = "Model folder (Hugging Face layout)", Required = true };
+
+    public static Option<bool> Json() => new("--json") { Description = "Print JSON Lines, one object per input text" };
+
+    public static string ExistingFolder(string path) =>
+        Directory.Exists(path) ? path : throw new UnmaskException($"{path}: model folder not found");
+}

@@ -1,0 +1,177 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Spectre.Console;
+using Unmask.Masking;
+using Unmask.Training;
+
+namespace Unmask.Cli.Commands;
+
+public static partial class PretrainCommand
+{
+    public static Command Create(CliOutput io)
+    {
+        var corpus = new Option<string?>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the .NET SDK's API documentation" };
+        var output = new Option<string?>("--output") { Description = "Run folder; default runs/<date-time>" };
+        var size = new Option<string>("--size") { Description = "tiny, mini, small, medium or base", DefaultValueFactory = _ => "mini" };
+        var config = new Option<string?>("--config") { Description = "A Hugging Face config.json instead of a size preset" };
+        var steps = new Option<long?>("--steps") { Description = "Stop after this many optimizer steps" };
+        var tokens = new Option<long?>("--tokens") { Description = "Stop after this many training tokens" };
+        var time = new Option<string?>("--time") { Description = "Stop after this much training time (90s, 10m, 1h30m); the default budget is 10m" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32, Description = "Sequences per micro-batch" };
+        var accumulation = new Option<int>("--gradient-accumulation") { DefaultValueFactory = _ => 1 };
+        var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3, Description = "Peak learning rate" };
+        var warmup = new Option<double>("--warmup") { DefaultValueFactory = _ => 0.05, Description = "Warm-up as a fraction of the budget" };
+        var decay = new Option<DecayKind>("--decay") { DefaultValueFactory = _ => DecayKind.Linear, Description = "linear, cosine or constant" };
+        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
+        var clip = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
+        var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
+        var maskSplit = new Option<string>("--mask-split") { DefaultValueFactory = _ => "80/10/10", Description = "Percent of selected tokens masked/random/kept" };
+        var vocab = new Option<int>("--vocab-size") { DefaultValueFactory = _ => 16384 };
+        var cased = new Option<bool>("--cased") { Description = "Keep case (default: lower-case as bert-base-uncased)" };
+        var precision = new Option<Precision>("--precision") { DefaultValueFactory = _ => Precision.Auto, Description = "auto, bf16 or fp32 matrix products" };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
+        var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
+        var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
+
+        var command = new Command("pretrain", "Pretrain a BERT masked language model")
+        {
+            corpus, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
+            maskRate, maskSplit, vocab, cased, precision, seed, saveSteps, resume,
+        };
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var maxTime = parse.GetValue(time) is { } t ? ParseDuration(t) : (TimeSpan?)null;
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) =>
+            {
+                e.Cancel = true;
+                cts.Cancel();
+            };
+            Console.CancelKeyPress += onCancel;
+            try
+            {
+                PretrainResult result;
+                if (parse.GetValue(resume) is { } from)
+                {
+                    result = WithProgress(io, p => Pretrainer.Resume(from, o => o with
+                    {
+                        MaxSteps = parse.GetValue(steps) ?? o.MaxSteps,
+                        MaxTokens = parse.GetValue(tokens) ?? o.MaxTokens,
+                        MaxTime = maxTime ?? o.MaxTime,
+                    }, p, cts.Token));
+                }
+                else
+                {
+                    var options = new PretrainOptions
+                    {
+                        Corpus = parse.GetValue(corpus),
+                        Output = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)),
+                        Size = parse.GetValue(size)!,
+                        ConfigPath = parse.GetValue(config),
+                        MaxSteps = parse.GetValue(steps),
+                        MaxTokens = parse.GetValue(tokens),
+                        MaxTime = maxTime,
+                        BatchSize = parse.GetValue(batch),
+                        GradientAccumulationSteps = parse.GetValue(accumulation),
+                        MaxSeqLength = parse.GetValue(seqLength),
+                        LearningRate = parse.GetValue(lr),
+                        WarmupRatio = parse.GetValue(warmup),
+                        Decay = parse.GetValue(decay),
+                        WeightDecay = parse.GetValue(weightDecay),
+                        MaxGradNorm = parse.GetValue(clip),
+                        Masking = ParseMasking(parse.GetValue(maskRate), parse.GetValue(maskSplit)!),
+                        VocabSize = parse.GetValue(vocab),
+                        LowerCase = !parse.GetValue(cased),
+                        Precision = parse.GetValue(precision),
+                        Seed = parse.GetValue(seed),
+                        SaveSteps = parse.GetValue(saveSteps),
+                    };
+                    options.Validate();
+                    if (Directory.Exists(options.Output) && Directory.EnumerateFileSystemEntries(options.Output).Any())
+                        throw new UnmaskException($"{options.Output}: output folder exists and is not empty (use --resume to continue a run)");
+                    result = WithProgress(io, p => Pretrainer.Run(options, p, cts.Token));
+                }
+                Report(io, result);
+                return result.Interrupted ? 130 : 0;
+            }
+            finally
+            {
+                Console.CancelKeyPress -= onCancel;
+            }
+        }));
+        return command;
+    }
+
+    static PretrainResult WithProgress(CliOutput io, Func<IProgress<PretrainProgress>, PretrainResult> run)
+    {
+        if (!io.Console.Profile.Capabilities.Interactive)
+        {
+            var last = DateTime.MinValue;
+            string lastPhase = "";
+            return run(new SyncProgress<PretrainProgress>(p =>
+            {
+                if (p.Phase == lastPhase && DateTime.UtcNow - last < TimeSpan.FromSeconds(15)) return;
+                (last, lastPhase) = (DateTime.UtcNow, p.Phase);
+                io.Out.WriteLine(p.Phase == "training"
+                    ? $"step {p.Step}  tokens {p.Tokens:N0}  {p.Fraction:P0}  loss {p.Loss:F3}  {p.TokensPerSecond:N0} tok/s  eta {p.Remaining:hh\\:mm\\:ss}"
+                    : p.Phase + "…");
+            }));
+        }
+        PretrainResult? result = null;
+        io.Console.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("starting", maxValue: 1.0);
+                result = run(new SyncProgress<PretrainProgress>(p =>
+                {
+                    task.Description = p.Phase == "training"
+                        ? $"step {p.Step} · loss {p.Loss:F3} · {p.TokensPerSecond:N0} tok/s"
+                        : Markup.Escape(p.Phase);
+                    if (p.Phase == "training") task.Value = p.Fraction;
+                }));
+                task.Value = 1.0;
+            });
+        return result!;
+    }
+
+    static void Report(CliOutput io, PretrainResult r)
+    {
+        var table = new Table().AddColumns("", "value");
+        table.AddRow("model", Markup.Escape(r.Interrupted ? r.CheckpointDirectory! : r.OutputDirectory));
+        table.AddRow("steps / tokens", $"{r.Steps:N0} / {r.Tokens:N0}");
+        table.AddRow("training time", r.TrainingTime.ToString(@"hh\:mm\:ss"));
+        table.AddRow("tokens/s", r.TokensPerSecond.ToString("N0"));
+        table.AddRow("precision", r.Precision);
+        table.AddRow("validation loss", r.Validation.Loss.ToString("F4"));
+        table.AddRow("validation masked accuracy", r.Validation.MaskedAccuracy.ToString("F4"));
+        table.AddRow("most-frequent-token baseline", r.Validation.BaselineAccuracy.ToString("F4"));
+        io.Console.Write(table);
+        if (r.Interrupted) io.Error.WriteLine($"interrupted: checkpoint saved in {r.CheckpointDirectory}; continue with --resume");
+    }
+
+    public static TimeSpan ParseDuration(string text)
+    {
+        var m = DurationPattern().Match(text.Trim());
+        if (!m.Success || m.Length == 0)
+            throw new UnmaskException($"--time: cannot read '{text}' as a duration (examples: 90s, 10m, 1h30m)");
+        double Part(string g) => m.Groups[g].Success ? double.Parse(m.Groups[g].Value, CultureInfo.InvariantCulture) : 0;
+        var span = TimeSpan.FromHours(Part("h")) + TimeSpan.FromMinutes(Part("m")) + TimeSpan.FromSeconds(Part("s"));
+        if (span <= TimeSpan.Zero) throw new UnmaskException($"--time must be positive, got '{text}'");
+        return span;
+    }
+
+    static MaskingOptions ParseMasking(double rate, string split)
+    {
+        var parts = split.Split('/');
+        if (parts.Length != 3 || !parts.All(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
+            throw new UnmaskException($"--mask-split: expected three percentages like 80/10/10, got '{split}'");
+        var v = parts.Select(p => double.Parse(p, CultureInfo.InvariantCulture) / 100).ToArray();
+        return new MaskingOptions(rate, v[0], v[1], v[2]);
+    }
+
+    [GeneratedRegex(@"^(?:(?<h>\d+(?:\.\d+)?)h)?(?:(?<m>\d+(?:\.\d+)?)m)?(?:(?<s>\d+(?:\.\d+)?)s)?$")]
+    private static partial Regex DurationPattern();
+}

@@ -1,0 +1,42 @@
+using Unmask.Modeling;
+using Unmask.Tokenization;
+using Unmask.Training;
+
+namespace Unmask.Checkpoints;
+
+/// <summary>
+/// Writes a Hugging Face model folder plus trainer state. Everything is first written to a hidden temp folder
+/// beside the target; a new target is then one directory rename, an existing run folder gets each finished file
+/// renamed in, so no reader ever sees a half-written file.
+/// </summary>
+public static class CheckpointWriter
+{
+    public static void Save(string folder, BertForMaskedLM model, ITokenizer tokenizer, TrainerState state, AdamW optimizer)
+    {
+        folder = Path.GetFullPath(folder);
+        var parent = Path.GetDirectoryName(folder)!;
+        Directory.CreateDirectory(parent);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(folder)}.tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            ModelFolder.WriteFiles(temp, model);
+            tokenizer.Save(temp);
+            SafeTensors.Save(Path.Combine(temp, TrainerState.OptimizerFileName), optimizer.StateTensors());
+            state.Save(temp);
+            if (!Directory.Exists(folder))
+            {
+                Directory.Move(temp, folder);
+                return;
+            }
+            foreach (var file in Directory.GetFiles(temp))
+                File.Move(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+            Directory.Delete(temp);
+        }
+        catch
+        {
+            if (Directory.Exists(temp)) Directory.Delete(temp, recursive: true);
+            throw;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+namespace Unmask.Masking;
+
+/// <summary>What a strategy needs to know about the vocabulary, independent of any tokenizer type.</summary>
+/// <param name="VocabSize">Rows of the model's embedding matrix.</param>
+/// <param name="MaskId">Id written at positions replaced by the mask token.</param>
+/// <param name="IsSpecial">Per id: true for tokens that are never selected nor drawn as random replacements.</param>
+public sealed record MaskingVocabulary(int VocabSize, int MaskId, bool[] IsSpecial)
+{
+    /// <summary>Ids that may be drawn as a random replacement (every non-special id).</summary>
+    public int[] ReplacementIds { get; } = Enumerable.Range(0, VocabSize).Where(i => i >= IsSpecial.Length || !IsSpecial[i]).ToArray();
+}
+
+/// <summary>A corrupted batch: the model's input and the labels (-100 where nothing is predicted).</summary>
+public sealed record MaskedBatch(long[] InputIds, long[] Labels, int BatchSize, int SeqLength)
+{
+    public int SelectedCount => Labels.Count(l => l != MaskedBatch.Ignore);
+
+    public const long Ignore = -100;
+}
+
+/// <summary>
+/// Chooses positions to predict and what replaces them. A pure function of the ids, the rng and the training
+/// progress (0..1), so the trainer and the `mask` command see the same corruption for the same seed.
+/// </summary>
+public interface IMaskingStrategy
+{
+    MaskedBatch Apply(long[] inputIds, int batchSize, int seqLength, Random rng, double progress);
+}

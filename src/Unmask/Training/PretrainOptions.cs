@@ -1,0 +1,79 @@
+using Unmask.Masking;
+
+namespace Unmask.Training;
+
+public enum Precision { Auto, Bf16, Fp32 }
+
+/// <summary>
+/// Everything a pretraining run is configured by. Field names follow Hugging Face's TrainingArguments where one
+/// exists. The budget is whichever of steps, tokens or time is set (time 10 minutes when none is).
+/// </summary>
+public sealed record PretrainOptions
+{
+    /// <summary>A corpus file or folder; null means the .NET SDK's API documentation.</summary>
+    public string? Corpus { get; init; }
+    public required string Output { get; init; }
+    /// <summary>A size preset (tiny, mini, small, medium, base) used when <see cref="ConfigPath"/> is null.</summary>
+    public string Size { get; init; } = "mini";
+    public string? ConfigPath { get; init; }
+
+    public long? MaxSteps { get; init; }
+    public long? MaxTokens { get; init; }
+    public TimeSpan? MaxTime { get; init; }
+
+    public int BatchSize { get; init; } = 32;
+    public int GradientAccumulationSteps { get; init; } = 1;
+    public int MaxSeqLength { get; init; } = 128;
+    public double LearningRate { get; init; } = 1e-3;
+    public double WarmupRatio { get; init; } = 0.05;
+    public DecayKind Decay { get; init; } = DecayKind.Linear;
+    public double WeightDecay { get; init; } = 0.01;
+    public double MaxGradNorm { get; init; } = 1.0;
+    public double AdamBeta1 { get; init; } = 0.9;
+    public double AdamBeta2 { get; init; } = 0.98;
+    public double AdamEpsilon { get; init; } = 1e-6;
+    public MaskingOptions Masking { get; init; } = new();
+
+    public int VocabSize { get; init; } = 16384;
+    public bool LowerCase { get; init; } = true;
+    public Precision Precision { get; init; } = Precision.Auto;
+    public int Seed { get; init; } = 42;
+
+    public int LoggingSteps { get; init; } = 20;
+    /// <summary>Validation runs each time training progress crosses a multiple of this fraction, and at the end.</summary>
+    public double EvalFraction { get; init; } = 0.1;
+    /// <summary>A checkpoint is saved every this many optimizer steps (0: only at the end and on interruption).</summary>
+    public int SaveSteps { get; init; } = 1000;
+    /// <summary>Older intermediate checkpoints beyond this count are deleted.</summary>
+    public int SaveTotalLimit { get; init; } = 2;
+    /// <summary>Validation uses at most this many packed sequences, masked once with a fixed seed.</summary>
+    public int ValidationSequences { get; init; } = 256;
+
+    public long TokensPerStep => (long)BatchSize * GradientAccumulationSteps * MaxSeqLength;
+
+    public TimeSpan? EffectiveMaxTime => MaxSteps is null && MaxTokens is null && MaxTime is null ? TimeSpan.FromMinutes(10) : MaxTime;
+
+    public void Validate()
+    {
+        if (BatchSize < 1) throw new UnmaskException($"batch size must be at least 1, got {BatchSize}");
+        if (GradientAccumulationSteps < 1) throw new UnmaskException("gradient accumulation steps must be at least 1");
+        if (MaxSeqLength < 8) throw new UnmaskException($"max sequence length must be at least 8, got {MaxSeqLength}");
+        if (MaxSteps is < 1) throw new UnmaskException("--steps must be at least 1");
+        if (MaxTokens is < 1) throw new UnmaskException("--tokens must be at least 1");
+        if (MaxTime is { } t && t <= TimeSpan.Zero) throw new UnmaskException("--time must be positive");
+        if (LearningRate <= 0) throw new UnmaskException("learning rate must be positive");
+        if (WarmupRatio is < 0 or >= 1) throw new UnmaskException("warm-up ratio must be in [0, 1)");
+        if (VocabSize < 256) throw new UnmaskException($"vocabulary size must be at least 256, got {VocabSize}");
+        Masking.Validate();
+    }
+
+    /// <summary>Fraction of the budget used, by whichever budget runs out first.</summary>
+    public double Progress(long step, long tokens, TimeSpan elapsed)
+    {
+        double p = 0;
+        if (MaxSteps is { } s) p = Math.Max(p, (double)step / s);
+        if (MaxTokens is { } n) p = Math.Max(p, (double)tokens / n);
+        if (EffectiveMaxTime is { } t) p = Math.Max(p, elapsed / t);
+        return Math.Min(p, 1);
+    }
+}

@@ -1,0 +1,282 @@
+using System.Diagnostics;
+using TorchSharp;
+using Unmask.Checkpoints;
+using Unmask.Data;
+using Unmask.Masking;
+using Unmask.Modeling;
+using Unmask.Tokenization;
+using static TorchSharp.torch;
+
+namespace Unmask.Training;
+
+/// <summary>Where a run stands, reported to the caller after every optimizer step and at each phase change.</summary>
+public sealed record PretrainProgress(
+    string Phase, long Step, long Tokens, double Fraction, double? Loss, double TokensPerSecond, TimeSpan Elapsed, TimeSpan? Remaining);
+
+/// <summary>A validation pass on the fixed masked copy of the validation split.</summary>
+public sealed record ValidationResult(double Loss, double MaskedAccuracy, double BaselineAccuracy, long MaskedTokens);
+
+public sealed record PretrainResult(
+    string OutputDirectory, long Steps, long Tokens, TimeSpan TrainingTime, double TokensPerSecond, ValidationResult Validation,
+    bool Interrupted, string Precision, string? CheckpointDirectory);
+
+/// <summary>
+/// Runs masked-language-model pretraining: corpus → tokenizer → token store → packed batches → BERT masking →
+/// BertForMaskedLM with sparse prediction → AdamW. Writes Hugging Face folders (final model in the output folder,
+/// intermediate ones in checkpoint-&lt;step&gt;), metrics.jsonl and loss.png. Cancelling saves a checkpoint first.
+/// </summary>
+public static class Pretrainer
+{
+    const int ValidationSeed = 0x5eed;
+
+    public static PretrainResult Run(PretrainOptions options, IProgress<PretrainProgress>? progress = null, CancellationToken ct = default)
+        => Run(options, resumeFrom: null, progress, ct);
+
+    /// <summary>Continues the run saved in <paramref name="checkpoint"/> (a checkpoint-&lt;step&gt; folder or a run folder).</summary>
+    public static PretrainResult Resume(string checkpoint, Func<PretrainOptions, PretrainOptions>? adjust = null,
+        IProgress<PretrainProgress>? progress = null, CancellationToken ct = default)
+    {
+        var folder = TrainerState.FindCheckpoint(checkpoint);
+        var state = TrainerState.Load(folder);
+        var options = adjust is null ? state.Options : adjust(state.Options);
+        return Run(options, (folder, state), progress, ct);
+    }
+
+    static PretrainResult Run(PretrainOptions options, (string Folder, TrainerState State)? resumeFrom,
+        IProgress<PretrainProgress>? progress, CancellationToken ct)
+    {
+        options.Validate();
+        var clock = Stopwatch.StartNew();
+        void Phase(string name) => progress?.Report(new PretrainProgress(name, 0, 0, 0, null, 0, clock.Elapsed, null));
+
+        Phase("reading corpus");
+        var corpus = Corpus.Load(options.Corpus, ct);
+        if (corpus.Validation.Count == 0)
+            throw new UnmaskException($"corpus '{corpus.Name}' has no validation lines: it needs more text");
+
+        ITokenizer tokenizer;
+        if (resumeFrom is { } r) tokenizer = TokenizerLoader.Load(r.Folder);
+        else
+        {
+            Phase("training tokenizer");
+            tokenizer = WordPieceTrainer.Train(corpus.Train,
+                new WordPieceTrainerOptions(VocabSize: options.VocabSize, LowerCase: options.LowerCase), null, ct);
+        }
+
+        Phase("tokenizing");
+        var cache = TokenStoreCache.Directory(corpus.Name, tokenizer.Fingerprint);
+        using var trainStore = TokenStore.OpenOrBuild(Path.Combine(cache, "train"), corpus.Train,
+            t => tokenizer.Encode(t, addSpecialTokens: false).InputIds, new TokenStoreInfo(tokenizer.Fingerprint, corpus.Name + "/train", tokenizer.VocabSize), null, ct);
+        using var validStore = TokenStore.OpenOrBuild(Path.Combine(cache, "validation"), corpus.Validation,
+            t => tokenizer.Encode(t, addSpecialTokens: false).InputIds, new TokenStoreInfo(tokenizer.Fingerprint, corpus.Name + "/validation", tokenizer.VocabSize), null, ct);
+
+        var trainSequences = new SequencePacker(trainStore, options.MaxSeqLength, tokenizer.ClsId, tokenizer.SepId);
+        var validSequences = new SequencePacker(validStore, options.MaxSeqLength, tokenizer.ClsId, tokenizer.SepId);
+        if (trainSequences.Count == 0)
+            throw new UnmaskException($"corpus '{corpus.Name}' is too small for one sequence of {options.MaxSeqLength} tokens");
+
+        var config = options.ConfigPath is { } cp
+            ? BertConfig.Load(cp) with { VocabSize = tokenizer.VocabSize }
+            : BertConfig.Preset(options.Size, tokenizer.VocabSize);
+        if (config.MaxPositionEmbeddings < options.MaxSeqLength)
+            throw new UnmaskException($"max sequence length {options.MaxSeqLength} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}");
+
+        torch.manual_seed(options.Seed);
+        using var model = resumeFrom is { } rf ? ModelFolder.LoadBert(rf.Folder) : BertForMaskedLM.Create(config);
+        var precision = ChoosePrecision(options.Precision, config);
+        model.ComputeDtype = precision == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        model.train();
+
+        var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        using var optimizer = new AdamW(AdamW.DecayGroups(named, options.WeightDecay), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon);
+        var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupRatio, options.Decay);
+        var vocab = new MaskingVocabulary(config.VocabSize, tokenizer.MaskId,
+            Enumerable.Range(0, config.VocabSize).Select(i => i >= tokenizer.VocabSize || tokenizer.IsSpecial(i)).ToArray());
+        var masking = new RandomMasking(options.Masking, vocab);
+
+        long step = 0, tokens = 0;
+        var previousElapsed = TimeSpan.Zero;
+        var position = new BatcherPosition(0, 0);
+        if (resumeFrom is { } res)
+        {
+            optimizer.LoadState(TrainerState.LoadOptimizer(res.Folder), res.State.Step, res.Folder);
+            (step, tokens, previousElapsed, position) = (res.State.Step, res.State.Tokens, res.State.Elapsed, res.State.Position);
+        }
+
+        Directory.CreateDirectory(options.Output);
+        var metricsPath = Path.Combine(options.Output, "metrics.jsonl");
+        using var metrics = resumeFrom is null ? MetricsLog.Create(metricsPath) : MetricsLog.Open(metricsPath, step);
+
+        var validation = PrepareValidation(validSequences, options, masking);
+        long baselineId = MostFrequentToken(trainStore, vocab);
+
+        using var batcher = new Batcher(trainSequences, options.BatchSize, options.Seed, position);
+        var loopClock = Stopwatch.StartNew();
+        TimeSpan Elapsed() => previousElapsed + loopClock.Elapsed;
+        double lastEvalMark = Math.Floor(options.Progress(step, tokens, Elapsed()) / options.EvalFraction);
+        double lossWindow = 0;
+        int lossCount = 0;
+        long tokensAtLoopStart = tokens;
+        bool interrupted = false;
+        ValidationResult? lastValidation = null;
+
+        void SaveCheckpoint(string folder)
+        {
+            var state = new TrainerState(options, step, tokens, Elapsed(), batcher.Position);
+            CheckpointWriter.Save(folder, model, tokenizer, state, optimizer);
+        }
+
+        while (options.Progress(step, tokens, Elapsed()) < 1)
+        {
+            if (ct.IsCancellationRequested)
+            {
+                interrupted = true;
+                break;
+            }
+            double fraction = options.Progress(step, tokens, Elapsed());
+            double lr = schedule.At(fraction);
+            double stepLoss = 0;
+            using (var scope = NewDisposeScope())
+            {
+                // Seeding by step makes dropout and masking a function of the step alone, so a resumed run repeats exactly.
+                torch.manual_seed(options.Seed * 1_000_003L + step);
+                var rng = new Random(HashCode.Combine(options.Seed, step));
+                for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
+                {
+                    var batch = batcher.Next(ct);
+                    var masked = masking.Apply(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction);
+                    var input = tensor(masked.InputIds, new long[] { batch.BatchSize, batch.SeqLength });   // [batch, seq]
+                    var labels = tensor(masked.Labels, new long[] { batch.BatchSize, batch.SeqLength });    // [batch, seq]
+                    using var output = model.Forward(input, labels: labels, sparsePrediction: true);
+                    var loss = output.Loss! / options.GradientAccumulationSteps;
+                    loss.backward();
+                    stepLoss += loss.item<float>();
+                }
+                nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                optimizer.StepWith(lr);
+                model.zero_grad();
+            }
+            step++;
+            tokens += options.TokensPerStep;
+            lossWindow += stepLoss;
+            lossCount++;
+
+            var elapsed = Elapsed();
+            fraction = options.Progress(step, tokens, elapsed);
+            double tps = (tokens - tokensAtLoopStart) / Math.Max(loopClock.Elapsed.TotalSeconds, 1e-9);
+            TimeSpan? remaining = fraction > 0 ? TimeSpan.FromSeconds(loopClock.Elapsed.TotalSeconds * (1 - fraction) / Math.Max(fraction - options.Progress(0, tokensAtLoopStart, previousElapsed), 1e-9)) : null;
+            progress?.Report(new PretrainProgress("training", step, tokens, fraction, stepLoss, tps, elapsed, remaining));
+
+            if (step % options.LoggingSteps == 0)
+            {
+                metrics.Write(new MetricsRecord("train", step, tokens, new Dictionary<string, double>
+                {
+                    ["loss"] = lossWindow / lossCount, ["learning_rate"] = lr, ["tokens_per_second"] = tps,
+                    ["elapsed_seconds"] = elapsed.TotalSeconds,
+                }));
+                lossWindow = 0;
+                lossCount = 0;
+            }
+            double mark = Math.Floor(fraction / options.EvalFraction);
+            if (mark > lastEvalMark && fraction < 1)
+            {
+                lastEvalMark = mark;
+                lastValidation = Validate(model, validation, baselineId, metrics, step, tokens, progress, elapsed);
+            }
+            if (options.SaveSteps > 0 && step % options.SaveSteps == 0 && fraction < 1)
+            {
+                SaveCheckpoint(Path.Combine(options.Output, $"checkpoint-{step}"));
+                TrainerState.PruneCheckpoints(options.Output, options.SaveTotalLimit);
+            }
+        }
+
+        string? checkpointFolder = null;
+        if (interrupted)
+        {
+            checkpointFolder = Path.Combine(options.Output, $"checkpoint-{step}");
+            SaveCheckpoint(checkpointFolder);
+        }
+        else
+        {
+            lastValidation = Validate(model, validation, baselineId, metrics, step, tokens, progress, Elapsed());
+            SaveCheckpoint(options.Output);
+        }
+        lastValidation ??= Validate(model, validation, baselineId, metrics, step, tokens, progress, Elapsed());
+        LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
+            $"{Path.GetFileName(Path.GetFullPath(options.Output))}: BERT {options.Size}, {precision}");
+        double overallTps = (tokens - tokensAtLoopStart) / Math.Max(loopClock.Elapsed.TotalSeconds, 1e-9);
+        return new PretrainResult(options.Output, step, tokens, Elapsed(), overallTps, lastValidation, interrupted, precision, checkpointFolder);
+    }
+
+    static string ChoosePrecision(Precision requested, BertConfig config) => requested switch
+    {
+        Precision.Bf16 => "bf16",
+        Precision.Fp32 => "fp32",
+        _ => MatmulBenchmark.Bf16IsFaster(config.HiddenSize, config.IntermediateSize) ? "bf16" : "fp32",
+    };
+
+    static IReadOnlyList<MaskedBatch> PrepareValidation(SequencePacker sequences, PretrainOptions options, IMaskingStrategy masking)
+    {
+        var rng = new Random(ValidationSeed);
+        var batches = new List<MaskedBatch>();
+        int count = (int)Math.Min(sequences.Count, options.ValidationSequences);
+        for (int start = 0; start < count; start += options.BatchSize)
+        {
+            int size = Math.Min(options.BatchSize, count - start);
+            var ids = new long[size * options.MaxSeqLength];
+            for (int i = 0; i < size; i++) sequences.CopySequence(start + i, ids.AsSpan(i * options.MaxSeqLength, options.MaxSeqLength));
+            batches.Add(masking.Apply(ids, size, options.MaxSeqLength, rng, progress: 0));
+        }
+        return batches;
+    }
+
+    static long MostFrequentToken(TokenStore store, MaskingVocabulary vocab)
+    {
+        var counts = new long[vocab.VocabSize];
+        for (long d = 0; d < store.Documents; d++)
+            foreach (var id in store.Document(d)) counts[id]++;
+        long best = -1;
+        for (int i = 0; i < counts.Length; i++)
+            if (!vocab.IsSpecial[i] && (best < 0 || counts[i] > counts[best])) best = i;
+        return best;
+    }
+
+    internal static ValidationResult Evaluate(BertForMaskedLM model, IReadOnlyList<MaskedBatch> batches, long baselineId)
+    {
+        bool wasTraining = model.training;
+        model.eval();
+        double lossSum = 0;
+        long correct = 0, baseline = 0, total = 0;
+        using (inference_mode())
+        {
+            foreach (var b in batches)
+            {
+                using var scope = NewDisposeScope();
+                var input = tensor(b.InputIds, new long[] { b.BatchSize, b.SeqLength });   // [batch, seq]
+                var labels = tensor(b.Labels, new long[] { b.BatchSize, b.SeqLength });    // [batch, seq]
+                using var output = model.Forward(input, labels: labels, sparsePrediction: true);
+                var targets = labels.flatten().masked_select(labels.flatten().ne(MaskedBatch.Ignore)); // [selected]
+                long n = targets.shape[0];
+                lossSum += output.Loss!.item<float>() * n;
+                correct += output.Logits.argmax(-1).eq(targets).sum().item<long>();
+                baseline += targets.eq(baselineId).sum().item<long>();
+                total += n;
+            }
+        }
+        if (wasTraining) model.train();
+        return new ValidationResult(lossSum / Math.Max(total, 1), (double)correct / Math.Max(total, 1), (double)baseline / Math.Max(total, 1), total);
+    }
+
+    static ValidationResult Validate(BertForMaskedLM model, IReadOnlyList<MaskedBatch> batches, long baselineId, MetricsLog metrics,
+        long step, long tokens, IProgress<PretrainProgress>? progress, TimeSpan elapsed)
+    {
+        progress?.Report(new PretrainProgress("validating", step, tokens, 0, null, 0, elapsed, null));
+        var v = Evaluate(model, batches, baselineId);
+        metrics.Write(new MetricsRecord("validation", step, tokens, new Dictionary<string, double>
+        {
+            ["loss"] = v.Loss, ["masked_accuracy"] = v.MaskedAccuracy, ["baseline_accuracy"] = v.BaselineAccuracy,
+            ["masked_tokens"] = v.MaskedTokens,
+        }));
+        return v;
+    }
+}
