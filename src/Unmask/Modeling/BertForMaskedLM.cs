@@ -635,6 +635,7 @@ public sealed class BertForMaskedLM : nn.Module
         if (sparsePrediction && labels is null)
             throw new ArgumentException("Sparse prediction needs labels: they select the positions to predict.");
         if (inputIds.numel() == 0) return;
+        using var scope = torch.NewDisposeScope();
         var (min, max) = (inputIds.min().item<long>(), inputIds.max().item<long>());
         if (min < 0 || max >= Config.VocabSize)
             throw new ArgumentException($"input_ids contain ids outside [0, {Config.VocabSize}) (min {min}, max {max}).");
