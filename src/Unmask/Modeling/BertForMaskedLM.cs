@@ -226,7 +226,7 @@ public sealed class Linear : nn.Module<Tensor, Tensor>, IComputeDtypeAware
     {
         if (ComputeDtype == ComputeDtype.Float32) return F.linear(input, weight, bias);
         var product = F.linear(input.to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)).to(ScalarType.Float32);
-        // The bias is added in float32: it costs little and keeps the addition exact.
+        // The bias is added after the cast back: it costs little and keeps the addition in float32.
         return bias is null ? product : product + bias;
     }
 }
