@@ -1,1 +1,65 @@
-Console.WriteLine("bench");
+using System.Diagnostics;
+using TorchSharp;
+using Unmask.Masking;
+using Unmask.Modeling;
+using Unmask.Training;
+using static TorchSharp.torch;
+
+// Pretraining throughput on synthetic token ids (the data path is not what is measured here), and model FLOPs
+// utilisation against this machine's measured bf16 and fp32 GEMM rates.
+//   dotnet run -c Release --project bench/Unmask.Bench [-- sizes=tiny,mini steps=12 batch=32 seq=128 vocab=16384]
+var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+string[] sizes = settings.GetValueOrDefault("sizes", "tiny,mini").Split(',');
+int steps = int.Parse(settings.GetValueOrDefault("steps", "12"));
+int batch = int.Parse(settings.GetValueOrDefault("batch", "32"));
+int seq = int.Parse(settings.GetValueOrDefault("seq", "128"));
+int vocabSize = int.Parse(settings.GetValueOrDefault("vocab", "16384"));
+
+Console.WriteLine($"threads {torch.get_num_threads()}, batch {batch} x seq {seq}, vocab {vocabSize}, {steps} timed steps after 2 warm-up steps");
+var peak = MatmulBenchmark.Measure(768, 3072, rows: 4096, repeats: 10);
+Console.WriteLine($"GEMM 4096x768x3072: fp32 {peak.Fp32GflopPerSecond:F0} GFLOP/s, bf16 {peak.Bf16GflopPerSecond:F0} GFLOP/s");
+Console.WriteLine();
+Console.WriteLine($"{"size",-6} {"precision",-9} {"params",10} {"step ms",8} {"tokens/s",9} {"GFLOP/s",8} {"MFU(bf16)",9} {"MFU(fp32)",9}");
+
+foreach (var size in sizes)
+    foreach (var dtype in new[] { ComputeDtype.Float32, ComputeDtype.BFloat16 })
+    {
+        torch.manual_seed(0);
+        var config = BertConfig.Preset(size, vocabSize);
+        using var model = BertForMaskedLM.Create(config, dtype);
+        model.train();
+        var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
+        using var optimizer = new AdamW(AdamW.DecayGroups(named, 0.01));
+        var special = new bool[vocabSize];
+        for (int i = 0; i < 5; i++) special[i] = true;
+        var masking = new RandomMasking(new MaskingOptions(), new MaskingVocabulary(vocabSize, 4, special));
+        var rng = new Random(1);
+        var ids = new long[batch * seq];
+        long masked = 0;
+        var clock = new Stopwatch();
+        for (int step = 0; step < steps + 2; step++)
+        {
+            if (step == 2) clock.Start();
+            for (int i = 0; i < ids.Length; i++) ids[i] = i % seq == 0 ? 2 : 5 + rng.Next(vocabSize - 5);
+            var m = masking.Apply(ids, batch, seq, rng, 0);
+            if (step >= 2) masked += m.SelectedCount;
+            using var scope = NewDisposeScope();
+            var input = tensor(m.InputIds, new long[] { batch, seq });
+            var labels = tensor(m.Labels, new long[] { batch, seq });
+            using var output = model.Forward(input, labels: labels, sparsePrediction: true);
+            output.Loss!.backward();
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0);
+            optimizer.StepWith(1e-4);
+            model.zero_grad();
+        }
+        clock.Stop();
+        double seconds = clock.Elapsed.TotalSeconds;
+        long tokens = (long)steps * batch * seq;
+        // Training FLOPs = 3 x forward: encoder matrices and attention on every token, the head only where predicted.
+        double h = config.HiddenSize, inter = config.IntermediateSize, l = config.NumHiddenLayers;
+        double encoderPerToken = l * (2 * (4 * h * h + 2 * h * inter) + 4 * seq * h);
+        double headPerPrediction = 2 * (h * h + h * vocabSize);
+        double flops = 3 * (encoderPerToken * tokens + headPerPrediction * masked);
+        double rate = flops / seconds / 1e9;
+        Console.WriteLine($"{size,-6} {(dtype == ComputeDtype.BFloat16 ? "bf16" : "fp32"),-9} {model.ParameterCount,10:N0} {seconds / steps * 1000,8:F0} {tokens / seconds,9:N0} {rate,8:F1} {rate / peak.Bf16GflopPerSecond,9:P1} {rate / peak.Fp32GflopPerSecond,9:P1}");
+    }

@@ -1,0 +1,128 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+
+namespace Unmask.Data;
+
+/// <summary>
+/// Text for pretraining, one paragraph per line, already split into training and validation lines. The split is a
+/// stable hash of where a line comes from (a documented member, or a file and line number), so it never changes
+/// between runs or machines.
+/// </summary>
+public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyList<string> Validation)
+{
+    /// <summary>One line in a hundred goes to validation.</summary>
+    const ulong ValidationModulus = 100;
+
+    /// <summary>Loads <paramref name="path"/> (a file or folder), or the .NET SDK's API documentation when null.</summary>
+    public static Corpus Load(string? path, CancellationToken ct = default)
+    {
+        var corpus = path is null ? SdkDocsCorpus.Load(ct) : LoadFiles(path, ct);
+        if (corpus.Train.Count == 0)
+            throw new UnmaskException($"{path ?? corpus.Name}: the corpus is empty (no non-blank line)");
+        return corpus;
+    }
+
+    public static bool IsValidationKey(string key) => Fnv1a(Encoding.UTF8.GetBytes(key)) % ValidationModulus == 0;
+
+    static ulong Fnv1a(ReadOnlySpan<byte> bytes)
+    {
+        ulong hash = 14695981039346656037;
+        foreach (var b in bytes) hash = (hash ^ b) * 1099511628211;
+        return hash;
+    }
+
+    static readonly string[] Extensions = [".txt", ".txt.gz", ".jsonl", ".jsonl.gz"];
+
+    static bool IsSupported(string file) => Extensions.Any(e => file.EndsWith(e, StringComparison.OrdinalIgnoreCase));
+
+    static Corpus LoadFiles(string path, CancellationToken ct)
+    {
+        string root;
+        List<string> files;
+        if (File.Exists(path))
+        {
+            if (!IsSupported(path)) throw new UnmaskException($"{path}: unsupported corpus file (expected {string.Join(", ", Extensions)})");
+            root = Path.GetDirectoryName(Path.GetFullPath(path))!;
+            files = [Path.GetFullPath(path)];
+        }
+        else if (Directory.Exists(path))
+        {
+            root = Path.GetFullPath(path);
+            files = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories).Where(IsSupported).Order(StringComparer.Ordinal).ToList();
+            if (files.Count == 0) throw new UnmaskException($"{path}: no corpus files in folder (expected {string.Join(", ", Extensions)})");
+        }
+        else throw new UnmaskException($"{path}: corpus not found");
+
+        var train = new List<string>();
+        var validation = new List<string>();
+        foreach (var file in files)
+        {
+            ct.ThrowIfCancellationRequested();
+            var relative = Path.GetRelativePath(root, file);
+            bool json = file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".jsonl.gz", StringComparison.OrdinalIgnoreCase);
+            foreach (var (line, number) in ReadLines(file))
+            {
+                var text = (json ? JsonText(file, line, number) : line).Trim();
+                if (text.Length == 0) continue;
+                (IsValidationKey($"{relative}:{number}") ? validation : train).Add(text);
+            }
+        }
+        return new Corpus(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path))), train, validation);
+    }
+
+    /// <summary>Lines of a (possibly gzip-compressed) UTF-8 file; invalid UTF-8 is an error naming file and line.</summary>
+    static IEnumerable<(string Line, int Number)> ReadLines(string file)
+    {
+        byte[] bytes;
+        try
+        {
+            using var stream = File.OpenRead(file);
+            using var input = file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(stream, CompressionMode.Decompress) : (Stream)stream;
+            using var buffer = new MemoryStream();
+            input.CopyTo(buffer);
+            bytes = buffer.ToArray();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new UnmaskException($"{file}: not a valid gzip file ({e.Message})", e);
+        }
+        var strict = new UTF8Encoding(false, throwOnInvalidBytes: true);
+        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
+        int number = 0;
+        while (start < bytes.Length)
+        {
+            int end = Array.IndexOf(bytes, (byte)'\n', start);
+            if (end < 0) end = bytes.Length;
+            number++;
+            string line;
+            try
+            {
+                line = strict.GetString(bytes, start, end - start);
+            }
+            catch (DecoderFallbackException)
+            {
+                throw new UnmaskException($"{file}:{number}: not valid UTF-8");
+            }
+            yield return (line.TrimEnd('\r'), number);
+            start = end + 1;
+        }
+    }
+
+    static string JsonText(string file, string line, int number)
+    {
+        if (string.IsNullOrWhiteSpace(line)) return "";
+        try
+        {
+            using var doc = JsonDocument.Parse(line);
+            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("text", out var text) &&
+                text.ValueKind == JsonValueKind.String)
+                return text.GetString()!;
+        }
+        catch (JsonException e)
+        {
+            throw new UnmaskException($"{file}:{number}: not valid JSON ({e.Message})", e);
+        }
+        throw new UnmaskException($"{file}:{number}: expected an object with a string \"text\" field");
+    }
+}
