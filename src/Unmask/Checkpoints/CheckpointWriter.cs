@@ -16,14 +16,15 @@ public static class CheckpointWriter
         folder = Path.GetFullPath(folder);
         var parent = Path.GetDirectoryName(folder)!;
         Directory.CreateDirectory(parent);
-        var temp = Path.Combine(parent, $".{Path.GetFileName(folder)}.tmp-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(temp);
+        var temp = Path.Combine(parent, $".{Path.GetFileName(folder)}.complete-{Guid.NewGuid():N}");
         try
         {
-            ModelFolder.WriteFiles(temp, model);
-            tokenizer.Save(temp);
-            SafeTensors.Save(Path.Combine(temp, TrainerState.OptimizerFileName), optimizer.StateTensors());
-            state.Save(temp);
+            ModelFolder.Save(temp, model, files =>
+            {
+                tokenizer.Save(files);
+                SafeTensors.Save(Path.Combine(files, TrainerState.OptimizerFileName), optimizer.StateTensors());
+                state.Save(files);
+            });
             if (!Directory.Exists(folder))
             {
                 Directory.Move(temp, folder);

@@ -84,7 +84,7 @@ public static class Pretrainer
         torch.manual_seed(options.Seed);
         using var model = resumeFrom is { } rf ? ModelFolder.LoadBert(rf.Folder) : BertForMaskedLM.Create(config);
         var precision = ChoosePrecision(options.Precision, config);
-        model.ComputeDtype = precision == "bf16" ? ScalarType.BFloat16 : ScalarType.Float32;
+        model.ComputeDtype = precision == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
         model.train();
 
         var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
