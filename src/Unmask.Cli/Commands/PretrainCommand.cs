@@ -114,7 +114,7 @@ public static partial class PretrainCommand
             {
                 if (p.Phase == lastPhase && DateTime.UtcNow - last < TimeSpan.FromSeconds(15)) return;
                 (last, lastPhase) = (DateTime.UtcNow, p.Phase);
-                io.Out.WriteLine(p.Phase == "training"
+                io.Error.WriteLine(p.Phase == "training"
                     ? $"step {p.Step}  tokens {p.Tokens:N0}  {p.Fraction:P0}  loss {p.Loss:F3}  {p.TokensPerSecond:N0} tok/s  eta {p.Remaining:hh\\:mm\\:ss}"
                     : p.Phase + "…");
             }));

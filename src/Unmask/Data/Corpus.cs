@@ -23,6 +23,18 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
         return corpus;
     }
 
+    /// <summary>A hash of every line and its side of the split: token stores cached for one corpus never serve another.</summary>
+    public string ContentHash => _contentHash ??= ComputeContentHash();
+    string? _contentHash;
+
+    string ComputeContentHash()
+    {
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        foreach (var (lines, tag) in new[] { (Train, "T"), (Validation, "V") })
+            foreach (var line in lines) hash.AppendData(Encoding.UTF8.GetBytes(tag + line + "\n"));
+        return Convert.ToHexString(hash.GetHashAndReset())[..16].ToLowerInvariant();
+    }
+
     public static bool IsValidationKey(string key) => Fnv1a(Encoding.UTF8.GetBytes(key)) % ValidationModulus == 0;
 
     static ulong Fnv1a(ReadOnlySpan<byte> bytes)

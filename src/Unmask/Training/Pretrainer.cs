@@ -64,7 +64,7 @@ public static class Pretrainer
         }
 
         Phase("tokenizing");
-        var cache = TokenStoreCache.Directory(corpus.Name, tokenizer.Fingerprint);
+        var cache = TokenStoreCache.Directory(corpus.Name + "/" + corpus.ContentHash, tokenizer.Fingerprint);
         using var trainStore = TokenStore.OpenOrBuild(Path.Combine(cache, "train"), corpus.Train,
             t => tokenizer.Encode(t, addSpecialTokens: false).InputIds, new TokenStoreInfo(tokenizer.Fingerprint, corpus.Name + "/train", tokenizer.VocabSize), null, ct);
         using var validStore = TokenStore.OpenOrBuild(Path.Combine(cache, "validation"), corpus.Validation,
@@ -140,7 +140,7 @@ public static class Pretrainer
             {
                 // Seeding by step makes dropout and masking a function of the step alone, so a resumed run repeats exactly.
                 torch.manual_seed(options.Seed * 1_000_003L + step);
-                var rng = new Random(HashCode.Combine(options.Seed, step));
+                var rng = new Random(unchecked((int)(options.Seed * 2_654_435_761L + step * 40_503L)));
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
                 {
                     var batch = batcher.Next(ct);
