@@ -1,20 +1,39 @@
 using System.Diagnostics;
 using TorchSharp;
+using Unmask.Data;
 using Unmask.Masking;
 using Unmask.Modeling;
+using Unmask.Tokenization;
 using Unmask.Training;
 using static TorchSharp.torch;
 
-// Pretraining throughput on synthetic token ids (the data path is not what is measured here), and model FLOPs
-// utilisation against this machine's measured bf16 and fp32 GEMM rates.
-//   dotnet run -c Release --project bench/Unmask.Bench [-- sizes=tiny,mini steps=12 batch=32 seq=128 vocab=16384]
+// Times the default corpus's data path (extraction, tokenizer training, encoding), then pretraining throughput on
+// synthetic token ids and model FLOPs utilisation against this machine's measured bf16 and fp32 GEMM rates.
+//   dotnet run -c Release --project bench/Unmask.Bench [-- sizes=tiny,mini steps=12 batch=16 seq=128 vocab=16384 data=yes|no]
 var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
 string[] sizes = settings.GetValueOrDefault("sizes", "tiny,mini").Split(',');
 int steps = int.Parse(settings.GetValueOrDefault("steps", "12"));
-int batch = int.Parse(settings.GetValueOrDefault("batch", "32"));
+int batch = int.Parse(settings.GetValueOrDefault("batch", "16"));
 int seq = int.Parse(settings.GetValueOrDefault("seq", "128"));
 int vocabSize = int.Parse(settings.GetValueOrDefault("vocab", "16384"));
 
+if (settings.GetValueOrDefault("data", "yes") == "yes")
+{
+    // The data path of `pretrain` on the default corpus: extraction, tokenizer training, encoding.
+    var clock = Stopwatch.StartNew();
+    var corpus = Corpus.Load(null);
+    var loadSeconds = clock.Elapsed.TotalSeconds;
+    long chars = corpus.Train.Sum(l => (long)l.Length);
+    clock.Restart();
+    var tokenizer = WordPieceTrainer.Train(corpus.Train, new WordPieceTrainerOptions());
+    var trainSeconds = clock.Elapsed.TotalSeconds;
+    clock.Restart();
+    long encoded = corpus.Train.AsParallel().Sum(l => (long)tokenizer.Encode(l, addSpecialTokens: false).InputIds.Length);
+    var encodeSeconds = clock.Elapsed.TotalSeconds;
+    Console.WriteLine($"default corpus: {corpus.Train.Count:N0} training lines ({chars / 1e6:F1} M chars), {corpus.Validation.Count:N0} validation lines, extracted in {loadSeconds:F1} s");
+    Console.WriteLine($"WordPiece training (vocab {tokenizer.VocabSize}): {trainSeconds:F1} s; encoding: {encoded:N0} tokens in {encodeSeconds:F1} s ({encoded / encodeSeconds:N0} tokens/s)");
+    Console.WriteLine();
+}
 Console.WriteLine($"threads {torch.get_num_threads()}, batch {batch} x seq {seq}, vocab {vocabSize}, {steps} timed steps after 2 warm-up steps");
 var peak = MatmulBenchmark.Measure(768, 3072, rows: 4096, repeats: 10);
 Console.WriteLine($"GEMM 4096x768x3072: fp32 {peak.Fp32GflopPerSecond:F0} GFLOP/s, bf16 {peak.Bf16GflopPerSecond:F0} GFLOP/s");

@@ -7,8 +7,8 @@ using static TorchSharp.torch;
 namespace Unmask.Tests;
 
 /// <summary>
-/// The model, masking and optimizer together learn a task that only attention can solve: every token is repeated
-/// once ("a a b b …"), so a masked token is its neighbour. A bag-of-words model cannot beat ~1/30 on it.
+/// The model, masking and optimizer together learn a task that needs position-aware attention: the label of every
+/// masked position is the token at position 1. Without positions and attention the model cannot beat chance (~1/35).
 /// </summary>
 [Collection(nameof(BertProcessWideTests))]
 public class LearningTests
@@ -16,7 +16,7 @@ public class LearningTests
     [Theory]
     [InlineData(ComputeDtype.Float32)]
     [InlineData(ComputeDtype.BFloat16)]
-    public void LearnsToCopyTheNeighbourThroughAttention(ComputeDtype dtype)
+    public void LearnsToRetrieveTheFirstTokenThroughAttention(ComputeDtype dtype)
     {
         const int vocab = 40, seq = 32, batch = 32;
         torch.manual_seed(1);
@@ -39,16 +39,24 @@ public class LearningTests
             {
                 ids[b * seq] = 2;
                 ids[b * seq + seq - 1] = 3;
-                for (int t = 1; t + 1 < seq - 1; t += 2) ids[b * seq + t] = ids[b * seq + t + 1] = 5 + rng.Next(vocab - 5);
+                for (int t = 1; t < seq - 1; t++) ids[b * seq + t] = 5 + rng.Next(vocab - 5);
             }
             return ids;
         }
+        MaskedBatch Corrupt(long[] ids)
+        {
+            var m = masking.Apply(ids, batch, seq, rng, 0);
+            for (int b = 0; b < batch; b++)
+                for (int t = 2; t < seq; t++)
+                    if (m.Labels[b * seq + t] != MaskedBatch.Ignore) m.Labels[b * seq + t] = ids[b * seq + 1];
+            return m;
+        }
         var schedule = new LearningRateSchedule(1e-3, 0.1, DecayKind.Linear);
-        const int steps = 300;
+        const int steps = 500;
         for (int step = 0; step < steps; step++)
         {
             using var scope = NewDisposeScope();
-            var m = masking.Apply(Batch(), batch, seq, rng, 0);
+            var m = Corrupt(Batch());
             using var output = model.Forward(tensor(m.InputIds, [batch, seq]), labels: tensor(m.Labels, [batch, seq]), sparsePrediction: true);
             output.Loss!.backward();
             nn.utils.clip_grad_norm_(model.parameters(), 1.0);
@@ -56,12 +64,13 @@ public class LearningTests
             model.zero_grad();
         }
         model.eval();
-        var test = masking.Apply(Batch(), batch, seq, rng, 0);
+        var test = Corrupt(Batch());
         var labels = tensor(test.Labels, [batch, seq]);
         using var noGrad = inference_mode();
         using var eval = model.Forward(tensor(test.InputIds, [batch, seq]), labels: labels, sparsePrediction: true);
         var targets = labels.flatten().masked_select(labels.flatten().ne(-100));
         double accuracy = eval.Logits.argmax(-1).eq(targets).to(ScalarType.Float32).mean().item<float>();
-        Assert.True(accuracy > 0.9, $"copy-task accuracy {accuracy:F3} after {steps} steps ({dtype})");
+        // Rows whose position 1 is itself masked are unsolvable, so the ceiling is below 1; chance is ~0.03.
+        Assert.True(accuracy > 0.5, $"first-token retrieval accuracy {accuracy:F3} after {steps} steps ({dtype})");
     }
 }

@@ -18,10 +18,10 @@ public static partial class PretrainCommand
         var steps = new Option<long?>("--steps") { Description = "Stop after this many optimizer steps" };
         var tokens = new Option<long?>("--tokens") { Description = "Stop after this many training tokens" };
         var time = new Option<string?>("--time") { Description = "Stop after this much training time (90s, 10m, 1h30m); the default budget is 10m" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32, Description = "Sequences per micro-batch" };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16, Description = "Sequences per micro-batch" };
         var accumulation = new Option<int>("--gradient-accumulation") { DefaultValueFactory = _ => 1 };
         var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
-        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 1e-3, Description = "Peak learning rate" };
+        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 5e-4, Description = "Peak learning rate" };
         var warmup = new Option<double>("--warmup") { DefaultValueFactory = _ => 0.05, Description = "Warm-up as a fraction of the budget" };
         var decay = new Option<DecayKind>("--decay") { DefaultValueFactory = _ => DecayKind.Linear, Description = "linear, cosine or constant" };
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
@@ -29,6 +29,7 @@ public static partial class PretrainCommand
         var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
         var maskSplit = new Option<string>("--mask-split") { DefaultValueFactory = _ => "80/10/10", Description = "Percent of selected tokens masked/random/kept" };
         var vocab = new Option<int>("--vocab-size") { DefaultValueFactory = _ => 16384 };
+        var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.0, Description = "Dropout of a size preset (a --config keeps its own)" };
         var cased = new Option<bool>("--cased") { Description = "Keep case (default: lower-case as bert-base-uncased)" };
         var precision = new Option<Precision>("--precision") { DefaultValueFactory = _ => Precision.Auto, Description = "auto, bf16 or fp32 matrix products" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
@@ -38,7 +39,7 @@ public static partial class PretrainCommand
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
             corpus, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            maskRate, maskSplit, vocab, cased, precision, seed, saveSteps, resume,
+            maskRate, maskSplit, vocab, dropout, cased, precision, seed, saveSteps, resume,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -83,6 +84,7 @@ public static partial class PretrainCommand
                         MaxGradNorm = parse.GetValue(clip),
                         Masking = ParseMasking(parse.GetValue(maskRate), parse.GetValue(maskSplit)!),
                         VocabSize = parse.GetValue(vocab),
+                        PresetDropout = parse.GetValue(dropout),
                         LowerCase = !parse.GetValue(cased),
                         Precision = parse.GetValue(precision),
                         Seed = parse.GetValue(seed),

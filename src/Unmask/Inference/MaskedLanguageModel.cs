@@ -40,8 +40,9 @@ public sealed class MaskedLanguageModel : IDisposable
         }
     }
 
+    /// <summary>Encodes a text, truncated to what the model's position embeddings can take.</summary>
     public TokenizedText Tokenize(string text, bool addSpecialTokens = true) =>
-        Tokenizer.Encode(NormalizeMaskToken(text), addSpecialTokens: addSpecialTokens);
+        Tokenizer.Encode(NormalizeMaskToken(text), addSpecialTokens: addSpecialTokens, maxLength: Model.Config.MaxPositionEmbeddings);
 
     /// <summary>Runs the texts as one right-padded batch, like the parity fixtures' tokenizer call.</summary>
     public IReadOnlyList<ForwardResult> Forward(IReadOnlyList<string> texts)

@@ -21,10 +21,15 @@ public sealed record PretrainOptions
     public long? MaxTokens { get; init; }
     public TimeSpan? MaxTime { get; init; }
 
-    public int BatchSize { get; init; } = 32;
+    /// <summary>
+    /// Dropout for a size preset (a --config file keeps its own). Off by default: a budget of minutes is far from
+    /// overfitting, and dropout only slows learning there.
+    /// </summary>
+    public double PresetDropout { get; init; } = 0.0;
+    public int BatchSize { get; init; } = 16;
     public int GradientAccumulationSteps { get; init; } = 1;
     public int MaxSeqLength { get; init; } = 128;
-    public double LearningRate { get; init; } = 1e-3;
+    public double LearningRate { get; init; } = 5e-4;
     public double WarmupRatio { get; init; } = 0.05;
     public DecayKind Decay { get; init; } = DecayKind.Linear;
     public double WeightDecay { get; init; } = 0.01;
@@ -63,6 +68,7 @@ public sealed record PretrainOptions
         if (MaxTime is { } t && t <= TimeSpan.Zero) throw new UnmaskException("--time must be positive");
         if (LearningRate <= 0) throw new UnmaskException("learning rate must be positive");
         if (WarmupRatio is < 0 or >= 1) throw new UnmaskException("warm-up ratio must be in [0, 1)");
+        if (PresetDropout is < 0 or >= 1) throw new UnmaskException($"dropout must be in [0, 1), got {PresetDropout}");
         if (VocabSize < 256) throw new UnmaskException($"vocabulary size must be at least 256, got {VocabSize}");
         Masking.Validate();
     }

@@ -46,6 +46,8 @@ public static class Pretrainer
         IProgress<PretrainProgress>? progress, CancellationToken ct)
     {
         options.Validate();
+        // A resumed run finds its folder from anywhere, so the state records an absolute path.
+        options = options with { Output = Path.GetFullPath(options.Output) };
         var clock = Stopwatch.StartNew();
         void Phase(string name) => progress?.Report(new PretrainProgress(name, 0, 0, 0, null, 0, clock.Elapsed, null));
 
@@ -72,12 +74,16 @@ public static class Pretrainer
 
         var trainSequences = new SequencePacker(trainStore, options.MaxSeqLength, tokenizer.ClsId, tokenizer.SepId);
         var validSequences = new SequencePacker(validStore, options.MaxSeqLength, tokenizer.ClsId, tokenizer.SepId);
-        if (trainSequences.Count == 0)
-            throw new UnmaskException($"corpus '{corpus.Name}' is too small for one sequence of {options.MaxSeqLength} tokens");
+        if (trainSequences.Count == 0 || validSequences.Count == 0)
+            throw new UnmaskException(
+                $"corpus '{corpus.Name}' is too small: its {(trainSequences.Count == 0 ? "training" : "validation")} split does not fill one sequence of {options.MaxSeqLength} tokens");
 
         var config = options.ConfigPath is { } cp
             ? BertConfig.Load(cp) with { VocabSize = tokenizer.VocabSize }
-            : BertConfig.Preset(options.Size, tokenizer.VocabSize);
+            : BertConfig.Preset(options.Size, tokenizer.VocabSize) with
+            {
+                HiddenDropoutProb = options.PresetDropout, AttentionProbsDropoutProb = options.PresetDropout,
+            };
         if (config.MaxPositionEmbeddings < options.MaxSeqLength)
             throw new UnmaskException($"max sequence length {options.MaxSeqLength} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}");
 
@@ -117,6 +123,7 @@ public static class Pretrainer
         double lossWindow = 0;
         int lossCount = 0;
         long tokensAtLoopStart = tokens;
+        double startFraction = options.Progress(step, tokens, previousElapsed);
         bool interrupted = false;
         ValidationResult? lastValidation = null;
 
@@ -164,7 +171,8 @@ public static class Pretrainer
             var elapsed = Elapsed();
             fraction = options.Progress(step, tokens, elapsed);
             double tps = (tokens - tokensAtLoopStart) / Math.Max(loopClock.Elapsed.TotalSeconds, 1e-9);
-            TimeSpan? remaining = fraction > 0 ? TimeSpan.FromSeconds(loopClock.Elapsed.TotalSeconds * (1 - fraction) / Math.Max(fraction - options.Progress(0, tokensAtLoopStart, previousElapsed), 1e-9)) : null;
+            double doneThisRun = fraction - startFraction;
+            TimeSpan? remaining = doneThisRun > 0 ? loopClock.Elapsed * ((1 - fraction) / doneThisRun) : null;
             progress?.Report(new PretrainProgress("training", step, tokens, fraction, stepLoss, tps, elapsed, remaining));
 
             if (step % options.LoggingSteps == 0)
