@@ -109,7 +109,7 @@ public class CliTests : IDisposable
             ["fill", "--model", Path.Combine(_dir.FullName, "no-model"), "a [MASK] here"],
             ["tokenize", "--model", _dir.FullName, "hello"],
         ];
-        string[] expected = ["empty", "not found", "latin1.txt:1: not valid UTF-8", "no mask token", "not found", "no tokenizer files"];
+        string[] expected = ["empty", "not found", "latin1.txt:1: not valid UTF-8", "no mask token", "not found", "No supported tokenizer"];
         for (int i = 0; i < cases.Length; i++)
         {
             var (code, stdout, stderr) = Run(cases[i]);

@@ -1,122 +1,193 @@
-using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Unmask.Tokenization;
 
-/// <summary>BERT's text normalisation flags, with Hugging Face's names in tokenizer_config.json.</summary>
-/// <param name="LowerCase">do_lower_case</param>
-/// <param name="StripAccents">strip_accents; null means "follow LowerCase", as in transformers.</param>
-/// <param name="TokenizeChineseChars">tokenize_chinese_chars</param>
-public sealed record BertNormalizationOptions(bool LowerCase = true, bool? StripAccents = null, bool TokenizeChineseChars = true)
-{
-    public bool StripsAccents => StripAccents ?? LowerCase;
-}
-
 /// <summary>
-/// The slow BertTokenizer's BasicTokenizer, step for step: drop control characters and map whitespace to spaces,
-/// space out CJK ideographs, NFC, split on whitespace, lower-case and strip accents per word, split off
-/// punctuation. Lower-casing is per code point (Python's str.lower without context), which is what the slow
-/// tokenizer's character-by-character pass produces.
+/// HF's BERT <c>BasicTokenizer</c>: text cleaning, CJK spacing, NFC, whitespace split, lowercasing, accent
+/// stripping and punctuation split. Shared by encoding and by the trainer so both see the same words.
 /// </summary>
-public static class BasicTokenizer
+internal sealed class BasicTokenizer(BertNormalizationOptions options, IReadOnlySet<string> neverSplit)
 {
-    public static List<string> Split(string text, BertNormalizationOptions options)
-    {
-        var words = new List<string>();
-        if (options.LowerCase) text = LowerPerCodePoint(text);
-        var cleaned = Clean(text, options.TokenizeChineseChars);
-        if (!IsAscii(cleaned)) cleaned = cleaned.Normalize(NormalizationForm.FormC);
-        foreach (var raw in cleaned.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries))
-        {
-            var word = raw;
-            if (options.LowerCase) word = LowerPerCodePoint(word);
-            if (options.StripsAccents && !IsAscii(word)) word = StripAccents(word);
-            SplitPunctuation(word, words);
-        }
-        return words;
-    }
+    readonly bool lowerCase = options.LowerCase;
+    readonly bool stripAccents = options.StripAccents ?? options.LowerCase;
+    readonly bool spaceChinese = options.TokenizeChineseChars;
 
-    static bool IsAscii(string s)
-    {
-        foreach (var c in s)
-            if (c >= 0x80) return false;
-        return true;
-    }
-
-    /// <summary>Python's str.lower applied to one code point at a time (İ becomes i + combining dot, as in Python).</summary>
+    /// <summary>The per-character lowercasing HF applies to the raw text before anything else.</summary>
     public static string LowerPerCodePoint(string text)
     {
-        if (IsAscii(text)) return text.ToLowerInvariant();
-        var builder = new StringBuilder(text.Length);
-        foreach (var rune in text.EnumerateRunes())
+        bool ascii = true, upper = false;
+        foreach (char c in text)
         {
-            if (rune.Value == 0x130) builder.Append("i\u0307");
-            else builder.Append(Rune.ToLowerInvariant(rune).ToString());
+            if (c >= 0x80) { ascii = false; break; }
+            upper |= c is >= 'A' and <= 'Z';
         }
-        return builder.ToString();
+        if (ascii) return upper ? string.Create(text.Length, text, static (dst, src) => Ascii.ToLower(src, dst, out _)) : text;
+        var sb = new StringBuilder(text.Length);
+        AppendLower(sb, text);
+        return sb.ToString();
     }
 
-    static string Clean(string text, bool spaceCjk)
+    public static void AppendLower(StringBuilder sb, ReadOnlySpan<char> text)
     {
-        var builder = new StringBuilder(text.Length + 8);
-        foreach (var rune in text.EnumerateRunes())
+        for (int i = 0; i < text.Length;)
         {
-            int cp = rune.Value;
-            if (cp == 0 || cp == 0xFFFD || IsControl(rune)) continue;
-            if (IsWhitespace(rune)) builder.Append(' ');
-            else if (spaceCjk && IsCjk(cp)) builder.Append(' ').Append(rune.ToString()).Append(' ');
-            else builder.Append(rune.ToString());
+            int cp = PythonUnicode.CodePointAt(text, i, out int len);
+            PythonUnicode.AppendLower(sb, cp);
+            i += len;
         }
-        return builder.ToString();
     }
 
-    static bool IsWhitespace(Rune r) =>
-        r.Value is ' ' or '\t' or '\n' or '\r' || Rune.GetUnicodeCategory(r) == UnicodeCategory.SpaceSeparator;
-
-    static bool IsControl(Rune r)
+    /// <summary>
+    /// Drops NUL, U+FFFD and control characters, maps whitespace to a space, surrounds CJK ideographs with spaces
+    /// (if enabled) and applies NFC: the part of the pipeline that runs on a whole segment before splitting.
+    /// With <paramref name="lower"/> it also lowercases per code point, which commutes with the rest: case mapping
+    /// neither produces nor changes control, whitespace or CJK characters. The result lives in
+    /// <paramref name="buffer"/> unless NFC changed it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public ReadOnlySpan<char> Clean(ReadOnlySpan<char> segment, bool lower, CharBuffer buffer)
     {
-        if (r.Value is '\t' or '\n' or '\r') return false;
-        return Rune.GetUnicodeCategory(r) is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.PrivateUse
-            or UnicodeCategory.Surrogate or UnicodeCategory.OtherNotAssigned;
-    }
-
-    public static bool IsCjk(int cp) =>
-        cp is >= 0x4E00 and <= 0x9FFF or >= 0x3400 and <= 0x4DBF or >= 0x20000 and <= 0x2A6DF or >= 0x2A700 and <= 0x2B73F
-            or >= 0x2B740 and <= 0x2B81F or >= 0x2B820 and <= 0x2CEAF or >= 0xF900 and <= 0xFAFF or >= 0x2F800 and <= 0x2FA1F;
-
-    /// <summary>Every ASCII non-alphanumeric printable character counts, plus all Unicode punctuation (P*).</summary>
-    public static bool IsPunctuation(Rune r)
-    {
-        int cp = r.Value;
-        if (cp is >= 33 and <= 47 or >= 58 and <= 64 or >= 91 and <= 96 or >= 123 and <= 126) return true;
-        return Rune.GetUnicodeCategory(r) is UnicodeCategory.ConnectorPunctuation or UnicodeCategory.DashPunctuation
-            or UnicodeCategory.OpenPunctuation or UnicodeCategory.ClosePunctuation or UnicodeCategory.InitialQuotePunctuation
-            or UnicodeCategory.FinalQuotePunctuation or UnicodeCategory.OtherPunctuation;
-    }
-
-    static string StripAccents(string word)
-    {
-        var decomposed = word.Normalize(NormalizationForm.FormD);
-        var builder = new StringBuilder(decomposed.Length);
-        foreach (var rune in decomposed.EnumerateRunes())
-            if (Rune.GetUnicodeCategory(rune) != UnicodeCategory.NonSpacingMark) builder.Append(rune.ToString());
-        return builder.ToString();
-    }
-
-    static void SplitPunctuation(string word, List<string> output)
-    {
-        int start = 0, i = 0;
-        while (i < word.Length)
+        buffer.Clear();
+        bool mayNeedNfc = false;
+        for (int i = 0; i < segment.Length;)
         {
-            var rune = Rune.GetRuneAt(word, i);
-            if (IsPunctuation(rune))
+            char c = segment[i];
+            if (c < 0x80)
             {
-                if (i > start) output.Add(word[start..i]);
-                output.Add(word.Substring(i, rune.Utf16SequenceLength));
-                start = i + rune.Utf16SequenceLength;
+                i++;
+                if (c is ' ' or '\t' or '\n' or '\r') buffer.Append(' ');
+                else if (c >= 0x20 && c != 0x7F) buffer.Append(lower && c is >= 'A' and <= 'Z' ? (char)(c + 32) : c);
+                continue;
             }
-            i += rune.Utf16SequenceLength;
+            int cp = PythonUnicode.CodePointAt(segment, i, out int len);
+            i += len;
+            if (cp == 0xFFFD || PythonUnicode.IsControl(cp)) continue;
+            if (PythonUnicode.IsWhitespace(cp))
+            {
+                buffer.Append(' ');
+                continue;
+            }
+            if (spaceChinese && PythonUnicode.IsChineseChar(cp))
+            {
+                buffer.Append(' ');
+                buffer.AppendCodePoint(cp);
+                buffer.Append(' ');
+                // CJK compatibility ideographs have canonical decompositions.
+                mayNeedNfc |= cp >= 0xF900;
+                continue;
+            }
+            if (lower && cp == 0x130)
+            {
+                buffer.Append('i');
+                buffer.Append('\u0307');
+                mayNeedNfc = true;
+                continue;
+            }
+            if (lower) cp = PythonUnicode.LowerSingle(cp);
+            // Below U+0300 there is neither a combining mark nor a character that NFC changes.
+            mayNeedNfc |= cp >= 0x300;
+            buffer.AppendCodePoint(cp);
         }
-        if (start < word.Length) output.Add(word[start..]);
+        return mayNeedNfc ? PythonUnicode.Normalize(buffer.Span.ToString(), NormalizationForm.FormC) : buffer.Span;
+    }
+
+    /// <summary>
+    /// Python <c>str.split()</c> step by step: the next whitespace-separated token of <paramref name="s"/> at or
+    /// after <paramref name="pos"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static bool NextToken(ReadOnlySpan<char> s, ref int pos, out Range token)
+    {
+        int i = pos;
+        while (i < s.Length && IsSplitSpace(s[i])) i++;
+        int start = i;
+        while (i < s.Length && !IsSplitSpace(s[i])) i++;
+        pos = i;
+        token = new Range(start, i);
+        return i > start;
+    }
+
+    static bool IsSplitSpace(char c) =>
+        c < 0x80 ? c is ' ' or (>= '\t' and <= '\r') or (>= '\x1c' and <= '\x1f') : PythonUnicode.IsPythonSpace(c);
+
+    /// <summary>
+    /// One whitespace token to its words: lowercase and strip accents unless it is a never-split token, then split
+    /// off every punctuation character. Appends to <paramref name="words"/>.
+    /// </summary>
+    public void SplitWord(string token, List<string> words)
+    {
+        if (!neverSplit.Contains(token))
+        {
+            if (lowerCase) token = LowerPerCodePoint(token);
+            if (stripAccents) token = StripAccents(token);
+        }
+        if (token.Length == 0) return;
+        if (neverSplit.Contains(token))
+        {
+            words.Add(token);
+            return;
+        }
+        int wordStart = 0;
+        for (int i = 0; i < token.Length;)
+        {
+            int cp = PythonUnicode.CodePointAt(token, i, out int len);
+            if (PythonUnicode.IsPunctuation(cp))
+            {
+                if (i > wordStart) words.Add(token[wordStart..i]);
+                words.Add(token.Substring(i, len));
+                wordStart = i + len;
+            }
+            i += len;
+        }
+        if (wordStart == 0) words.Add(token);
+        else if (wordStart < token.Length) words.Add(token[wordStart..]);
+    }
+
+    static string StripAccents(string token)
+    {
+        bool plain = true;
+        foreach (char c in token)
+            if (c >= 0xC0) { plain = false; break; }
+        if (plain) return token;
+        var nfd = PythonUnicode.Normalize(token, NormalizationForm.FormD);
+        var sb = new StringBuilder(nfd.Length);
+        for (int i = 0; i < nfd.Length;)
+        {
+            int cp = PythonUnicode.CodePointAt(nfd, i, out int len);
+            if (!PythonUnicode.IsNonSpacingMark(cp)) sb.Append(nfd, i, len);
+            i += len;
+        }
+        return sb.ToString();
+    }
+}
+
+/// <summary>A reusable, growable character buffer (one per thread) that spares an allocation per text.</summary>
+internal sealed class CharBuffer
+{
+    char[] data = new char[256];
+
+    public int Length { get; private set; }
+
+    public ReadOnlySpan<char> Span => data.AsSpan(0, Length);
+
+    public void Clear() => Length = 0;
+
+    public void Append(char c)
+    {
+        if (Length == data.Length) Array.Resize(ref data, data.Length * 2);
+        data[Length++] = c;
+    }
+
+    public void AppendCodePoint(int cp)
+    {
+        if (cp < 0x10000)
+        {
+            Append((char)cp);
+            return;
+        }
+        cp -= 0x10000;
+        Append((char)(0xD800 + (cp >> 10)));
+        Append((char)(0xDC00 + (cp & 0x3FF)));
     }
 }

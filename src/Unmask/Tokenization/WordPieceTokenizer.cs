@@ -1,298 +1,455 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 
 namespace Unmask.Tokenization;
 
-/// <summary>The special tokens of a BERT vocabulary, by their Hugging Face names.</summary>
-public sealed record BertSpecialTokens(
-    string Unk = "[UNK]", string Sep = "[SEP]", string Pad = "[PAD]", string Cls = "[CLS]", string Mask = "[MASK]")
-{
-    public IEnumerable<string> All => [Unk, Sep, Pad, Cls, Mask];
-}
-
 /// <summary>
-/// Hugging Face's slow BertTokenizer: special tokens split off first (case-sensitively), the BasicTokenizer, then
-/// greedy longest-match WordPiece with "##" continuations; a word with an unmatched piece, or longer than 100
-/// characters, becomes [UNK].
+/// BERT WordPiece tokenizer with the exact behaviour of Hugging Face's slow <c>BertTokenizer</c> (transformers
+/// 4.31): special tokens split off first (case-sensitive), BERT basic tokenization, greedy longest-match WordPiece.
+/// Thread-safe; instances are immutable apart from an internal word cache.
 /// </summary>
-public sealed class WordPieceTokenizer : ITokenizer
+public sealed partial class WordPieceTokenizer : ITokenizer
 {
-    const int MaxInputCharsPerWord = 100;
-    const string Prefix = "##";
+    const string ContinuationPrefix = "##";
+    const int MaxCachedWords = 1 << 18;
 
-    readonly string[] _vocab;
-    readonly Dictionary<string, int> _ids;
-    readonly HashSet<int> _specialIds;
-    readonly string[] _specialsLongestFirst;
-    readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
+    readonly string[] vocab;                       // vocab.txt lines, index = id
+    readonly int[] addedIds;                       // ids of special tokens missing from the vocabulary
+    readonly string[] idTokens;                    // HF convert_ids_to_tokens, index = id
+    readonly Dictionary<string, int> tokenIds;     // vocabulary and added tokens
+    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> wordStarts;
+    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> continuations; // keyed without "##"
+    readonly int longestWordStart, longestContinuation;
+    readonly HashSet<string> addedTokens;
+    readonly bool[] specialIds, continuationIds;
+    readonly string[] noSplitAlternation;          // the order HF's lowercasing regex tries special tokens in
+    readonly Dictionary<char, string[]> noSplitByFirstChar; // longest first, for the split on special tokens
+    readonly SearchValues<char> noSplitFirstChars;
+    readonly SearchValues<char> specialTokenTriggers;  // characters that are, or lowercase to, a special token's first
+    readonly BasicTokenizer basic;
+    readonly ConcurrentDictionary<string, int[]> wordCache = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> wordCacheLookup;
+    int cachedWordCount;
+    [ThreadStatic] static CharBuffer? scratch;
+    string? fingerprint;
+
+    /// <summary>
+    /// A tokenizer over <paramref name="vocab"/> (id = index). Special tokens absent from the vocabulary are added
+    /// after it, as HF does; the unknown token must be in the vocabulary.
+    /// </summary>
+    public static WordPieceTokenizer FromVocab(
+        IReadOnlyList<string> vocab, BertNormalizationOptions? normalization = null, BertSpecialTokens? specialTokens = null,
+        int? modelMaxLength = 512, bool cleanUpTokenizationSpaces = true)
+    {
+        ArgumentNullException.ThrowIfNull(vocab);
+        var specials = specialTokens ?? new BertSpecialTokens();
+        var problem = CheckVocabulary(vocab, specials, 100);
+        if (problem != null) throw new ArgumentException(problem, nameof(vocab));
+        return new WordPieceTokenizer(vocab.ToArray(), normalization ?? new BertNormalizationOptions(), specials,
+            modelMaxLength, cleanUpTokenizationSpaces, 100);
+    }
+
+    WordPieceTokenizer(string[] vocab, BertNormalizationOptions normalization, BertSpecialTokens specials,
+        int? modelMaxLength, bool cleanUp, int maxInputCharsPerWord)
+    {
+        this.vocab = vocab;
+        Normalization = normalization;
+        SpecialTokens = specials;
+        ModelMaxLength = modelMaxLength;
+        CleanUpTokenizationSpaces = cleanUp;
+        MaxInputCharsPerWord = maxInputCharsPerWord;
+
+        // Later duplicates win, as in HF's dict-based vocabulary.
+        var vocabIds = new Dictionary<string, int>(vocab.Length, StringComparer.Ordinal);
+        var continuationIdsByRest = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int id = 0; id < vocab.Length; id++)
+        {
+            var token = vocab[id];
+            vocabIds[token] = id;
+            longestWordStart = Math.Max(longestWordStart, token.Length);
+            if (token.StartsWith(ContinuationPrefix, StringComparison.Ordinal))
+            {
+                continuationIdsByRest[token[ContinuationPrefix.Length..]] = id;
+                longestContinuation = Math.Max(longestContinuation, token.Length - ContinuationPrefix.Length);
+            }
+        }
+        wordStarts = vocabIds.GetAlternateLookup<ReadOnlySpan<char>>();
+        continuations = continuationIdsByRest.GetAlternateLookup<ReadOnlySpan<char>>();
+
+        var allSpecial = specials.All();
+        tokenIds = new Dictionary<string, int>(vocabIds, StringComparer.Ordinal);
+        var added = allSpecial.Where(t => !vocabIds.ContainsKey(t)).ToArray();
+        addedTokens = new HashSet<string>(added, StringComparer.Ordinal);
+        addedIds = new int[added.Length];
+        for (int i = 0; i < added.Length; i++)
+        {
+            addedIds[i] = vocab.Length + i;
+            tokenIds[added[i]] = addedIds[i];
+        }
+        VocabSize = vocab.Length + added.Length;
+
+        idTokens = new string[VocabSize];
+        continuationIds = new bool[VocabSize];
+        for (int id = 0; id < vocab.Length; id++)
+        {
+            // An id shadowed by a later duplicate has no token in HF's ids_to_tokens and decodes as the unknown token.
+            idTokens[id] = vocabIds[vocab[id]] == id ? vocab[id] : specials.Unk;
+            continuationIds[id] = vocab[id].Length > ContinuationPrefix.Length
+                && vocab[id].StartsWith(ContinuationPrefix, StringComparison.Ordinal);
+        }
+        for (int i = 0; i < added.Length; i++) idTokens[addedIds[i]] = added[i];
+
+        specialIds = new bool[VocabSize];
+        foreach (var t in allSpecial) specialIds[tokenIds[t]] = true;
+        for (int id = 0; id < VocabSize; id++) continuationIds[id] &= !specialIds[id];
+
+        UnkId = tokenIds[specials.Unk];
+        ClsId = tokenIds[specials.Cls];
+        SepId = tokenIds[specials.Sep];
+        PadId = tokenIds[specials.Pad];
+        MaskId = tokenIds[specials.Mask];
+
+        var noSplit = allSpecial.Where(t => t.Length > 0).ToArray();
+        noSplitAlternation = noSplit.OrderBy(t => t, CodePointComparer.Instance).Concat(noSplit).ToArray();
+        noSplitByFirstChar = noSplit.GroupBy(t => t[0])
+            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Length).ToArray());
+        noSplitFirstChars = SearchValues.Create(noSplitByFirstChar.Keys.ToArray());
+        specialTokenTriggers = SearchValues.Create(TriggerChars(noSplitByFirstChar.Keys, normalization.LowerCase));
+        basic = new BasicTokenizer(normalization, new HashSet<string>(allSpecial, StringComparer.Ordinal));
+        wordCacheLookup = wordCache.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
 
     public BertNormalizationOptions Normalization { get; }
     public BertSpecialTokens SpecialTokens { get; }
-    public int ModelMaxLength { get; }
+
+    /// <summary>HF <c>model_max_length</c>; null when the files leave it unbounded.</summary>
+    public int? ModelMaxLength { get; }
+
+    /// <summary>HF <c>clean_up_tokenization_spaces</c>, applied by <see cref="Decode"/>.</summary>
     public bool CleanUpTokenizationSpaces { get; }
 
-    public int VocabSize => _vocab.Length;
+    /// <summary>Words longer than this many code points become the unknown token (100 in BERT).</summary>
+    public int MaxInputCharsPerWord { get; }
+
+    /// <summary>The vocabulary as in vocab.txt (id = index), without added tokens.</summary>
+    public IReadOnlyList<string> Vocabulary => vocab;
+
+    public int VocabSize { get; }
     public int ClsId { get; }
     public int SepId { get; }
     public int PadId { get; }
     public int MaskId { get; }
     public int UnkId { get; }
     public string MaskToken => SpecialTokens.Mask;
-    public string Fingerprint { get; }
-    public IReadOnlyList<string> Vocab => _vocab;
 
-    public WordPieceTokenizer(IReadOnlyList<string> vocab, BertNormalizationOptions normalization, BertSpecialTokens? specials = null,
-        int modelMaxLength = 512, bool cleanUpTokenizationSpaces = true, string source = "vocabulary")
+    public int? TokenToId(string token) => tokenIds.TryGetValue(token, out var id) ? id : null;
+
+    public string IdToToken(int id)
     {
-        _vocab = vocab.ToArray();
-        _ids = new Dictionary<string, int>(_vocab.Length, StringComparer.Ordinal);
-        for (int i = 0; i < _vocab.Length; i++) _ids.TryAdd(_vocab[i], i);
-        Normalization = normalization;
-        SpecialTokens = specials ?? new BertSpecialTokens();
-        ModelMaxLength = modelMaxLength;
-        CleanUpTokenizationSpaces = cleanUpTokenizationSpaces;
-        int Require(string token, string role) => _ids.TryGetValue(token, out var id)
-            ? id
-            : throw new UnmaskException($"{source}: the {role} token '{token}' is not in the vocabulary");
-        UnkId = Require(SpecialTokens.Unk, "unk");
-        SepId = Require(SpecialTokens.Sep, "sep");
-        PadId = Require(SpecialTokens.Pad, "pad");
-        ClsId = Require(SpecialTokens.Cls, "cls");
-        MaskId = Require(SpecialTokens.Mask, "mask");
-        _specialIds = [UnkId, SepId, PadId, ClsId, MaskId];
-        _specialsLongestFirst = SpecialTokens.All.Distinct().OrderByDescending(s => s.Length).ToArray();
-        var identity = string.Join("\n", _vocab) + $"\n{normalization}\n{SpecialTokens}";
-        Fingerprint = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..32].ToLowerInvariant();
+        if ((uint)id >= (uint)VocabSize)
+            throw new ArgumentOutOfRangeException(nameof(id), id, $"Token id {id} is outside the vocabulary [0, {VocabSize}).");
+        return idTokens[id];
     }
 
-    public int? TokenToId(string token) => _ids.TryGetValue(token, out var id) ? id : null;
+    public bool IsSpecial(int id) => (uint)id < (uint)VocabSize && specialIds[id];
 
-    public string IdToToken(int id) => id >= 0 && id < _vocab.Length
-        ? _vocab[id]
-        : throw new ArgumentOutOfRangeException(nameof(id), $"id {id} is outside the vocabulary of {_vocab.Length}");
+    public bool IsContinuation(int id) => (uint)id < (uint)VocabSize && continuationIds[id];
 
-    public bool IsSpecial(int id) => _specialIds.Contains(id);
-
-    public bool IsContinuation(int id) => id >= 0 && id < _vocab.Length && _vocab[id].StartsWith(Prefix, StringComparison.Ordinal);
-
-    public IReadOnlyList<string> Tokenize(string text) => EncodeIds(text).Select(id => _vocab[id]).ToList();
-
-    List<int> EncodeIds(string text)
+    public IReadOnlyList<string> Tokenize(string text)
     {
+        ArgumentNullException.ThrowIfNull(text);
         var ids = new List<int>();
-        foreach (var (chunk, isSpecial) in SplitOnSpecialTokens(text))
-        {
-            if (isSpecial)
-            {
-                ids.Add(_ids[chunk]);
-                continue;
-            }
-            foreach (var word in BasicTokenizer.Split(chunk, Normalization)) ids.AddRange(WordPieces(word));
-        }
-        return ids;
-    }
-
-    /// <summary>Special tokens written in the text are matched as they are (before lower-casing), leftmost and longest first.</summary>
-    IEnumerable<(string Chunk, bool IsSpecial)> SplitOnSpecialTokens(string text)
-    {
-        int start = 0;
-        for (int i = 0; i < text.Length; i++)
-        {
-            if (text[i] != '[' && !_specialsLongestFirst.Any(s => s[0] == text[i])) continue;
-            var match = _specialsLongestFirst.FirstOrDefault(s => string.CompareOrdinal(text, i, s, 0, s.Length) == 0);
-            if (match is null) continue;
-            if (i > start) yield return (text[start..i], false);
-            yield return (match, true);
-            start = i + match.Length;
-            i = start - 1;
-        }
-        if (start < text.Length) yield return (text[start..], false);
-    }
-
-    int[] WordPieces(string word)
-    {
-        if (_wordCache.TryGetValue(word, out var cached)) return cached;
-        var pieces = ComputeWordPieces(word);
-        if (_wordCache.Count < 1_000_000) _wordCache.TryAdd(word, pieces);
-        return pieces;
-    }
-
-    int[] ComputeWordPieces(string word)
-    {
-        // Boundaries between code points: a piece never splits a surrogate pair.
-        var bounds = new List<int>(word.Length + 1);
-        for (int i = 0; i < word.Length; i += char.IsSurrogatePair(word, i) ? 2 : 1) bounds.Add(i);
-        bounds.Add(word.Length);
-        if (bounds.Count - 1 > MaxInputCharsPerWord) return [UnkId];
-        var pieces = new List<int>();
-        int startIndex = 0;
-        while (startIndex < bounds.Count - 1)
-        {
-            int found = -1, endIndex = bounds.Count - 1;
-            for (; endIndex > startIndex; endIndex--)
-            {
-                var piece = word[bounds[startIndex]..bounds[endIndex]];
-                if (startIndex > 0) piece = Prefix + piece;
-                if (_ids.TryGetValue(piece, out found)) break;
-                found = -1;
-            }
-            if (found < 0) return [UnkId];
-            pieces.Add(found);
-            startIndex = endIndex;
-        }
-        return pieces.ToArray();
+        AppendIds(text, ids);
+        return ids.Select(id => idTokens[id]).ToArray();
     }
 
     public TokenizedText Encode(string text, string? pair = null, bool addSpecialTokens = true, int? maxLength = null)
     {
-        var first = EncodeIds(text);
-        var second = pair is null ? null : EncodeIds(pair);
-        if (maxLength is { } max)
+        ArgumentNullException.ThrowIfNull(text);
+        var first = new List<int>();
+        AppendIds(text, first);
+        List<int>? second = null;
+        if (pair != null)
         {
-            int specials = addSpecialTokens ? (second is null ? 2 : 3) : 0;
-            Truncate(first, second, first.Count + (second?.Count ?? 0) + specials - max);
+            second = [];
+            AppendIds(pair, second);
         }
-        var ids = new List<int>();
-        var types = new List<int>();
-        var special = new List<bool>();
-        void Add(int id, int type, bool isSpecial)
+        int specialCount = addSpecialTokens ? (second == null ? 2 : 3) : 0;
+        if (maxLength is int max)
         {
-            ids.Add(id);
-            types.Add(type);
-            special.Add(isSpecial);
+            int least = specialCount + (second == null ? 1 : 0);
+            if (max < least)
+                throw new ArgumentOutOfRangeException(nameof(maxLength), max,
+                    $"maxLength must be at least {least} to leave room for the special tokens.");
+            Truncate(first, second, first.Count + (second?.Count ?? 0) + specialCount - max);
         }
-        if (addSpecialTokens) Add(ClsId, 0, true);
-        foreach (var id in first) Add(id, 0, false);
-        if (addSpecialTokens) Add(SepId, 0, true);
-        if (second is not null)
+
+        int length = first.Count + (second?.Count ?? 0) + specialCount;
+        var ids = new int[length];
+        var types = new int[length];
+        var specialMask = new bool[length];
+        int n = 0;
+        if (addSpecialTokens) { specialMask[n] = true; ids[n++] = ClsId; }
+        foreach (var id in first) ids[n++] = id;
+        if (addSpecialTokens) { specialMask[n] = true; ids[n++] = SepId; }
+        if (second != null)
         {
-            foreach (var id in second) Add(id, 1, false);
-            if (addSpecialTokens) Add(SepId, 1, true);
+            int secondStart = n;
+            foreach (var id in second) ids[n++] = id;
+            if (addSpecialTokens) { specialMask[n] = true; ids[n++] = SepId; }
+            types.AsSpan(secondStart).Fill(1);
         }
-        return new TokenizedText(ids.ToArray(), ids.Select(i => _vocab[i]).ToArray(), types.ToArray(), special.ToArray());
+        var tokens = new string[length];
+        for (int i = 0; i < length; i++) tokens[i] = idTokens[ids[i]];
+        return new TokenizedText(ids, tokens, types, specialMask);
     }
 
-    /// <summary>transformers' "longest_first" truncation: remove from the longer side first, then split the rest.</summary>
+    // HF "longest_first": a single text loses its tail; of a pair, the longer part loses one token at a time (the
+    // second one on ties).
     static void Truncate(List<int> first, List<int>? second, int remove)
     {
         if (remove <= 0) return;
-        if (second is null)
+        if (second == null)
         {
-            first.RemoveRange(Math.Max(0, first.Count - remove), Math.Min(remove, first.Count));
+            first.RemoveRange(first.Count - remove, remove);
             return;
         }
-        int firstRemove = Math.Min(Math.Abs(second.Count - first.Count), remove);
-        int secondRemove = remove - firstRemove;
-        int fromFirst, fromSecond;
-        if (first.Count > second.Count)
+        for (int i = 0; i < remove; i++)
         {
-            fromFirst = firstRemove + secondRemove / 2;
-            fromSecond = secondRemove - secondRemove / 2;
+            if (first.Count > second.Count) first.RemoveAt(first.Count - 1);
+            else if (second.Count > 0) second.RemoveAt(second.Count - 1);
         }
-        else
-        {
-            fromFirst = secondRemove / 2;
-            fromSecond = firstRemove + secondRemove - secondRemove / 2;
-        }
-        first.RemoveRange(Math.Max(0, first.Count - fromFirst), Math.Min(fromFirst, first.Count));
-        second.RemoveRange(Math.Max(0, second.Count - fromSecond), Math.Min(fromSecond, second.Count));
     }
 
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)
     {
-        var tokens = ids.Where(id => !(skipSpecialTokens && IsSpecial(id))).Select(IdToToken);
-        var text = string.Join(" ", tokens).Replace(" " + Prefix, "", StringComparison.Ordinal).Trim();
-        if (!CleanUpTokenizationSpaces) return text;
-        return text.Replace(" .", ".").Replace(" ?", "?").Replace(" !", "!").Replace(" ,", ",").Replace(" ' ", "'")
-            .Replace(" n't", "n't").Replace(" 'm", "'m").Replace(" 's", "'s").Replace(" 've", "'ve").Replace(" 're", "'re");
+        ArgumentNullException.ThrowIfNull(ids);
+        // Added tokens are decoded on their own, between spaces, as HF does.
+        var parts = new List<string>();
+        var run = new List<string>();
+        foreach (var id in ids)
+        {
+            var token = IdToToken(id);
+            if (skipSpecialTokens && specialIds[id]) continue;
+            if (addedTokens.Contains(token))
+            {
+                if (run.Count > 0) parts.Add(JoinPieces(run));
+                run.Clear();
+                parts.Add(token);
+            }
+            else run.Add(token);
+        }
+        if (run.Count > 0) parts.Add(JoinPieces(run));
+        var text = string.Join(' ', parts);
+        return CleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
     }
 
-    public void Save(string directory)
+    static string JoinPieces(List<string> tokens) =>
+        TrimPythonSpace(string.Join(' ', tokens).Replace(" " + ContinuationPrefix, "", StringComparison.Ordinal));
+
+    static string TrimPythonSpace(string s)
     {
-        Directory.CreateDirectory(directory);
-        WriteAtomically(Path.Combine(directory, "vocab.txt"), string.Concat(_vocab.Select(v => v + "\n")));
-        var config = new JsonObject
-        {
-            ["tokenizer_class"] = "BertTokenizer",
-            ["do_lower_case"] = Normalization.LowerCase,
-            ["strip_accents"] = Normalization.StripAccents,
-            ["tokenize_chinese_chars"] = Normalization.TokenizeChineseChars,
-            ["do_basic_tokenize"] = true,
-            ["never_split"] = null,
-            ["clean_up_tokenization_spaces"] = CleanUpTokenizationSpaces,
-            ["model_max_length"] = ModelMaxLength,
-        };
-        foreach (var (key, value) in SpecialTokenMap()) config[key] = value;
-        WriteAtomically(Path.Combine(directory, "tokenizer_config.json"), Indented(config));
-        var map = new JsonObject();
-        foreach (var (key, value) in SpecialTokenMap()) map[key] = value;
-        WriteAtomically(Path.Combine(directory, "special_tokens_map.json"), Indented(map));
-        WriteAtomically(Path.Combine(directory, "tokenizer.json"), Indented(TokenizerJson()));
+        int start = 0, end = s.Length;
+        while (start < end && PythonUnicode.IsPythonSpace(s[start])) start++;
+        while (end > start && PythonUnicode.IsPythonSpace(s[end - 1])) end--;
+        return s[start..end];
     }
 
-    IEnumerable<(string Key, string Value)> SpecialTokenMap() =>
-    [
-        ("cls_token", SpecialTokens.Cls), ("mask_token", SpecialTokens.Mask), ("pad_token", SpecialTokens.Pad),
-        ("sep_token", SpecialTokens.Sep), ("unk_token", SpecialTokens.Unk),
-    ];
+    /// <summary>HF <c>clean_up_tokenization</c>: removes the space before punctuation and English contractions.</summary>
+    static string CleanUpTokenization(string s) => s
+        .Replace(" .", ".", StringComparison.Ordinal).Replace(" ?", "?", StringComparison.Ordinal)
+        .Replace(" !", "!", StringComparison.Ordinal).Replace(" ,", ",", StringComparison.Ordinal)
+        .Replace(" ' ", "'", StringComparison.Ordinal).Replace(" n't", "n't", StringComparison.Ordinal)
+        .Replace(" 'm", "'m", StringComparison.Ordinal).Replace(" 's", "'s", StringComparison.Ordinal)
+        .Replace(" 've", "'ve", StringComparison.Ordinal).Replace(" 're", "'re", StringComparison.Ordinal);
 
-    /// <summary>The same tokenizer in the `tokenizers` library's format, so fast-tokenizer users load it too.</summary>
-    JsonObject TokenizerJson()
+    public string Fingerprint => fingerprint ??= ComputeFingerprint();
+
+    string ComputeFingerprint()
     {
-        var added = new JsonArray();
-        foreach (var id in _specialIds.Order())
-            added.Add(new JsonObject
-            {
-                ["id"] = id, ["content"] = _vocab[id], ["single_word"] = false, ["lstrip"] = false, ["rstrip"] = false,
-                ["normalized"] = false, ["special"] = true,
-            });
-        JsonObject Special(string token, int type) => new() { ["SpecialToken"] = new JsonObject { ["id"] = token, ["type_id"] = type } };
-        JsonObject Sequence(string id, int type) => new() { ["Sequence"] = new JsonObject { ["id"] = id, ["type_id"] = type } };
-        var vocab = new JsonObject();
-        for (int i = 0; i < _vocab.Length; i++) vocab.TryAdd(_vocab[i], i);
-        return new JsonObject
+        var sb = new StringBuilder();
+        sb.Append("wordpiece-v1\n");
+        sb.Append($"lower={Normalization.LowerCase}\nstrip_accents={Normalization.StripAccents?.ToString() ?? "null"}\n");
+        sb.Append($"chinese={Normalization.TokenizeChineseChars}\nmax_chars={MaxInputCharsPerWord}\n");
+        sb.Append("specials=").AppendJoin('\u0001', SpecialTokens.All()).Append('\n');
+        sb.Append($"unk={SpecialTokens.Unk}\u0001sep={SpecialTokens.Sep}\u0001pad={SpecialTokens.Pad}\u0001cls={SpecialTokens.Cls}\u0001mask={SpecialTokens.Mask}\n");
+        foreach (var token in vocab) sb.Append(token).Append('\n');
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
+    }
+
+    void AppendIds(string text, List<int> ids)
+    {
+        var buffer = scratch ??= new CharBuffer();
+        if (text.AsSpan().IndexOfAny(specialTokenTriggers) < 0)
         {
-            ["version"] = "1.0",
-            ["truncation"] = null,
-            ["padding"] = null,
-            ["added_tokens"] = added,
-            ["normalizer"] = new JsonObject
+            // No special token can occur, not even after lowercasing: one pass does it all.
+            AppendSegmentIds(text, Normalization.LowerCase, buffer, ids);
+            return;
+        }
+        // 1. Lowercase everything except special tokens, one code point at a time.
+        string lowered = Normalization.LowerCase ? LowerOutsideSpecialTokens(text) : text;
+        // 2. Split on special tokens (leftmost, longest), which are kept whole.
+        var rest = lowered.AsSpan();
+        int segmentStart = 0;
+        int i = 0;
+        while (true)
+        {
+            int hit = rest[i..].IndexOfAny(noSplitFirstChars);
+            if (hit < 0) break;
+            i += hit;
+            var match = MatchSpecial(rest, i, longest: true);
+            if (match == null)
             {
-                ["type"] = "BertNormalizer", ["clean_text"] = true, ["handle_chinese_chars"] = Normalization.TokenizeChineseChars,
-                ["strip_accents"] = Normalization.StripAccents, ["lowercase"] = Normalization.LowerCase,
-            },
-            ["pre_tokenizer"] = new JsonObject { ["type"] = "BertPreTokenizer" },
-            ["post_processor"] = new JsonObject
+                i++;
+                continue;
+            }
+            AppendSegmentIds(rest[segmentStart..i], false, buffer, ids);
+            ids.Add(tokenIds[match]);
+            i += match.Length;
+            segmentStart = i;
+        }
+        AppendSegmentIds(rest[segmentStart..], false, buffer, ids);
+    }
+
+    string LowerOutsideSpecialTokens(string text)
+    {
+        var span = text.AsSpan();
+        if (span.IndexOfAny(noSplitFirstChars) < 0) return BasicTokenizer.LowerPerCodePoint(text);
+        var sb = new StringBuilder(text.Length);
+        int start = 0;
+        int i = 0;
+        while (true)
+        {
+            int hit = span[i..].IndexOfAny(noSplitFirstChars);
+            if (hit < 0) break;
+            i += hit;
+            var match = MatchSpecial(span, i, longest: false);
+            if (match == null)
             {
-                ["type"] = "TemplateProcessing",
-                ["single"] = new JsonArray(Special(SpecialTokens.Cls, 0), Sequence("A", 0), Special(SpecialTokens.Sep, 0)),
-                ["pair"] = new JsonArray(Special(SpecialTokens.Cls, 0), Sequence("A", 0), Special(SpecialTokens.Sep, 0),
-                    Sequence("B", 1), Special(SpecialTokens.Sep, 1)),
-                ["special_tokens"] = new JsonObject
+                i++;
+                continue;
+            }
+            BasicTokenizer.AppendLower(sb, span[start..i]);
+            sb.Append(match);
+            i += match.Length;
+            start = i;
+        }
+        BasicTokenizer.AppendLower(sb, span[start..]);
+        return sb.ToString();
+    }
+
+    // HF lowercases with a regex that tries the special tokens in a fixed order (first match wins), but splits with
+    // a trie (longest match wins).
+    string? MatchSpecial(ReadOnlySpan<char> text, int at, bool longest)
+    {
+        var candidates = longest ? noSplitByFirstChar[text[at]] : noSplitAlternation;
+        foreach (var token in candidates)
+            if (text[at..].StartsWith(token, StringComparison.Ordinal)) return token;
+        return null;
+    }
+
+    void AppendSegmentIds(ReadOnlySpan<char> segment, bool lower, CharBuffer buffer, List<int> ids)
+    {
+        if (segment.IsEmpty) return;
+        var cleaned = basic.Clean(segment, lower, buffer);
+        List<string>? words = null;
+        int pos = 0;
+        while (BasicTokenizer.NextToken(cleaned, ref pos, out var range))
+        {
+            var token = cleaned[range];
+            if (!wordCacheLookup.TryGetValue(token, out var cached))
+            {
+                words ??= [];
+                words.Clear();
+                var tokenText = token.ToString();
+                basic.SplitWord(tokenText, words);
+                var pieceIds = new List<int>();
+                foreach (var word in words) AppendWordPieces(word, pieceIds);
+                cached = pieceIds.ToArray();
+                if (Interlocked.Increment(ref cachedWordCount) > MaxCachedWords)
                 {
-                    [SpecialTokens.Cls] = new JsonObject { ["id"] = SpecialTokens.Cls, ["ids"] = new JsonArray(ClsId), ["tokens"] = new JsonArray(SpecialTokens.Cls) },
-                    [SpecialTokens.Sep] = new JsonObject { ["id"] = SpecialTokens.Sep, ["ids"] = new JsonArray(SepId), ["tokens"] = new JsonArray(SpecialTokens.Sep) },
-                },
-            },
-            ["decoder"] = new JsonObject { ["type"] = "WordPiece", ["prefix"] = Prefix, ["cleanup"] = CleanUpTokenizationSpaces },
-            ["model"] = new JsonObject
-            {
-                ["type"] = "WordPiece", ["unk_token"] = SpecialTokens.Unk, ["continuing_subword_prefix"] = Prefix,
-                ["max_input_chars_per_word"] = MaxInputCharsPerWord, ["vocab"] = vocab,
-            },
-        };
+                    wordCache.Clear();
+                    Interlocked.Exchange(ref cachedWordCount, 0);
+                }
+                wordCache.TryAdd(tokenText, cached);
+            }
+            ids.AddRange(cached);
+        }
     }
 
-    static string Indented(JsonNode node) =>
-        node.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
-
-    static void WriteAtomically(string path, string content)
+    void AppendWordPieces(string word, List<int> ids)
     {
-        var temp = path + ".tmp";
-        File.WriteAllText(temp, content, new UTF8Encoding(false));
-        File.Move(temp, path, overwrite: true);
+        if (word.Length > MaxInputCharsPerWord && PythonUnicode.CountCodePoints(word) > MaxInputCharsPerWord)
+        {
+            ids.Add(UnkId);
+            return;
+        }
+        int mark = ids.Count;
+        int start = 0;
+        while (start < word.Length)
+        {
+            var lookup = start == 0 ? wordStarts : continuations;
+            int end = Math.Min(word.Length, start + (start == 0 ? longestWordStart : longestContinuation));
+            int found = -1;
+            for (; end > start; end--)
+            {
+                // Never cut a surrogate pair: HF works on code points.
+                if (end < word.Length && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) continue;
+                if (lookup.TryGetValue(word.AsSpan(start, end - start), out var id))
+                {
+                    found = id;
+                    break;
+                }
+            }
+            if (found < 0)
+            {
+                ids.RemoveRange(mark, ids.Count - mark);
+                ids.Add(UnkId);
+                return;
+            }
+            ids.Add(found);
+            start = end;
+        }
+    }
+
+    static char[] TriggerChars(IEnumerable<char> firstChars, bool lowerCase)
+    {
+        var first = new HashSet<char>(firstChars);
+        var triggers = new HashSet<char>(first);
+        if (lowerCase)
+        {
+            for (int c = 0; c < 0x10000; c++)
+            {
+                if (char.IsSurrogate((char)c)) continue;
+                int lowered = c == 0x130 ? 'i' : PythonUnicode.LowerSingle(c);
+                if (lowered < 0x10000 && first.Contains((char)lowered)) triggers.Add((char)c);
+            }
+            // Astral characters lowercase to astral ones: any high surrogate may start such a special token.
+            if (first.Any(char.IsHighSurrogate))
+                for (int c = 0xD800; c < 0xDC00; c++) triggers.Add((char)c);
+        }
+        return triggers.ToArray();
+    }
+
+    /// <summary>Python's string order (by code point), which differs from UTF-16 order above the surrogates.</summary>
+    sealed class CodePointComparer : IComparer<string>
+    {
+        public static readonly CodePointComparer Instance = new();
+
+        public int Compare(string? x, string? y)
+        {
+            if (x == null || y == null) return string.CompareOrdinal(x, y);
+            int i = 0, j = 0;
+            while (i < x.Length && j < y.Length)
+            {
+                int a = PythonUnicode.CodePointAt(x, i, out int la), b = PythonUnicode.CodePointAt(y, j, out int lb);
+                if (a != b) return a.CompareTo(b);
+                i += la;
+                j += lb;
+            }
+            return (x.Length - i).CompareTo(y.Length - j);
+        }
     }
 }

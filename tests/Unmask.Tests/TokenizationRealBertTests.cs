@@ -1,0 +1,119 @@
+using System.IO.Compression;
+using System.Text;
+using System.Text.Json;
+using Unmask.Tokenization;
+
+namespace Unmask.Tests;
+
+/// <summary>The real bert-base-uncased vocabulary, read from vocab.txt and from tokenizer.json, on real sentences.</summary>
+public class TokenizationRealBertTests
+{
+    static readonly WordPieceTokenizer FromVocab =
+        WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer, WordPieceSource.VocabTxt);
+    static readonly WordPieceTokenizer FromJson =
+        WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer, WordPieceSource.TokenizerJson);
+
+    [Fact]
+    public void KnownIds()
+    {
+        foreach (var tok in new[] { FromVocab, FromJson })
+        {
+            Assert.Equal(30522, tok.VocabSize);
+            Assert.Equal((0, 100, 101, 102, 103), (tok.PadId, tok.UnkId, tok.ClsId, tok.SepId, tok.MaskId));
+            Assert.Equal(1996, tok.TokenToId("the"));
+            Assert.Equal([101, 7592, 1010, 2088, 102], tok.Encode("Hello, World").InputIds);
+            Assert.Equal(["john", "johan", "##son", "'", "s", "house"], tok.Tokenize("John Johanson's house"));
+            Assert.Equal([101, 1996, 103, 102], tok.Encode("The [MASK]").InputIds);
+            Assert.True(tok.IsContinuation(tok.TokenToId("##son")!.Value));
+            Assert.False(tok.IsContinuation(tok.TokenToId("son")!.Value));
+            Assert.True(tok.IsSpecial(103) && !tok.IsSpecial(1996));
+            Assert.True(tok.Normalization.LowerCase);
+            Assert.Null(tok.ModelMaxLength);
+        }
+        Assert.Equal(FromVocab.Fingerprint, FromJson.Fingerprint);
+    }
+
+    [Fact]
+    public void VocabTxtAndTokenizerJsonAgreeOnBlimp()
+    {
+        var files = Directory.GetFiles(Path.Combine(SharedFixtures.Data, "blimp", "data"), "*.jsonl.gz");
+        Assert.True(files.Length >= 60, $"expected the 67 BLiMP paradigms, found {files.Length}");
+        int sentences = 0;
+        foreach (var file in files)
+        {
+            using var reader = new StreamReader(new GZipStream(File.OpenRead(file), CompressionMode.Decompress), Encoding.UTF8);
+            while (reader.ReadLine() is { } line)
+            {
+                if (line.Length == 0) continue;
+                var row = JsonDocument.Parse(line).RootElement;
+                foreach (var field in new[] { "sentence_good", "sentence_bad" })
+                {
+                    AssertSame(row.GetProperty(field).GetString()!, $"{Path.GetFileName(file)} {field}");
+                    sentences++;
+                }
+            }
+        }
+        Assert.True(sentences > 100_000, $"only {sentences} BLiMP sentences");
+    }
+
+    [Fact]
+    public void VocabTxtAndTokenizerJsonAgreeOnCrowsPairs()
+    {
+        var rows = ReadCsv(Path.Combine(SharedFixtures.Data, "crows-pairs", "crows_pairs_anonymized.csv"));
+        var header = rows[0];
+        int more = Array.IndexOf(header, "sent_more"), less = Array.IndexOf(header, "sent_less");
+        Assert.True(more >= 0 && less >= 0, "CrowS-Pairs columns sent_more/sent_less not found");
+        Assert.True(rows.Count > 1500, $"only {rows.Count} CrowS-Pairs rows");
+        foreach (var row in rows.Skip(1))
+        {
+            AssertSame(row[more], "sent_more");
+            AssertSame(row[less], "sent_less");
+            var a = FromVocab.Encode(row[more], row[less], maxLength: 32);
+            var b = FromJson.Encode(row[more], row[less], maxLength: 32);
+            Assert.Equal(a.InputIds, b.InputIds);
+            Assert.Equal(a.TokenTypeIds, b.TokenTypeIds);
+            Assert.True(a.InputIds.Length <= 32);
+        }
+    }
+
+    static void AssertSame(string sentence, string where)
+    {
+        var a = FromVocab.Encode(sentence).InputIds;
+        var b = FromJson.Encode(sentence).InputIds;
+        Assert.True(a.SequenceEqual(b), $"{where}: {JsonSerializer.Serialize(sentence)} gives [{string.Join(", ", a)}] from vocab.txt but [{string.Join(", ", b)}] from tokenizer.json");
+        Assert.True(a.Length > 2 && a[0] == 101 && a[^1] == 102, $"{where}: {sentence}");
+    }
+
+    /// <summary>RFC 4180 CSV: quoted fields may hold commas, doubled quotes and line breaks.</summary>
+    static List<string[]> ReadCsv(string path)
+    {
+        var text = File.ReadAllText(path);
+        var rows = new List<string[]>();
+        var row = new List<string>();
+        var field = new StringBuilder();
+        bool quoted = false;
+        for (int i = 0; i < text.Length; i++)
+        {
+            char c = text[i];
+            if (quoted)
+            {
+                if (c != '"') field.Append(c);
+                else if (i + 1 < text.Length && text[i + 1] == '"') { field.Append('"'); i++; }
+                else quoted = false;
+            }
+            else if (c == '"') quoted = true;
+            else if (c == ',') { row.Add(field.ToString()); field.Clear(); }
+            else if (c == '\n' || c == '\r')
+            {
+                if (c == '\r' && i + 1 < text.Length && text[i + 1] == '\n') i++;
+                row.Add(field.ToString());
+                field.Clear();
+                rows.Add(row.ToArray());
+                row.Clear();
+            }
+            else field.Append(c);
+        }
+        if (field.Length > 0 || row.Count > 0) { row.Add(field.ToString()); rows.Add(row.ToArray()); }
+        return rows;
+    }
+}
