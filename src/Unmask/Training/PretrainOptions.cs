@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Unmask.Masking;
 
 namespace Unmask.Training;
@@ -54,8 +55,10 @@ public sealed record PretrainOptions
     /// <summary>Validation uses at most this many packed sequences, masked once with a fixed seed.</summary>
     public int ValidationSequences { get; init; } = 256;
 
+    [JsonIgnore]
     public long TokensPerStep => (long)BatchSize * GradientAccumulationSteps * MaxSeqLength;
 
+    [JsonIgnore]
     public TimeSpan? EffectiveMaxTime => MaxSteps is null && MaxTokens is null && MaxTime is null ? TimeSpan.FromMinutes(10) : MaxTime;
 
     public void Validate()
