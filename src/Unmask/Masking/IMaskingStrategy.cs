@@ -13,10 +13,19 @@ public sealed record MaskingVocabulary(int VocabSize, int MaskId, bool[] IsSpeci
 /// <summary>A corrupted batch: the model's input and the labels (-100 where nothing is predicted).</summary>
 public sealed record MaskedBatch(long[] InputIds, long[] Labels, int BatchSize, int SeqLength)
 {
+    /// <summary>The units selected together (a word, span, n-gram or collocation); empty for per-token strategies.</summary>
+    public IReadOnlyList<MaskUnit> Units { get; init; } = [];
+
     public int SelectedCount => Labels.Count(l => l != MaskedBatch.Ignore);
 
     public const long Ignore = -100;
 }
+
+/// <summary>
+/// Words selected and corrupted together: positions <see cref="Start"/> to <see cref="End"/> (exclusive) of the
+/// flattened batch, <see cref="Words"/> words. A unit may reach across a special token, which stays unselected.
+/// </summary>
+public readonly record struct MaskUnit(int Start, int End, int Words);
 
 /// <summary>
 /// Chooses positions to predict and what replaces them. A pure function of the ids, the rng and the training

@@ -1,19 +1,5 @@
 namespace Unmask.Masking;
 
-/// <summary>How selected tokens are corrupted: BERT's 80/10/10 by default; the three fractions must sum to 1.</summary>
-public sealed record MaskingOptions(double Rate = 0.15, double MaskFraction = 0.8, double RandomFraction = 0.1, double KeepFraction = 0.1)
-{
-    public void Validate()
-    {
-        if (Rate is <= 0 or >= 1) throw new UnmaskException($"mask rate must be in (0, 1), got {Rate}");
-        if (MaskFraction < 0 || RandomFraction < 0 || KeepFraction < 0)
-            throw new UnmaskException("mask/random/keep fractions must not be negative");
-        if (Math.Abs(MaskFraction + RandomFraction + KeepFraction - 1) > 1e-6)
-            throw new UnmaskException(
-                $"mask/random/keep fractions must sum to 1, got {MaskFraction} + {RandomFraction} + {KeepFraction}");
-    }
-}
-
 /// <summary>
 /// BERT's masking: per sequence, select round(rate × eligible) non-special positions uniformly (an exact count,
 /// stochastically rounded, so the realised rate does not drift with sequence length), then replace each with the
@@ -44,7 +30,7 @@ public sealed class RandomMasking : IMaskingStrategy
             int row = b * seqLength, n = 0;
             for (int t = 0; t < seqLength; t++)
                 if (!IsSpecial(inputIds[row + t])) eligible[n++] = row + t;
-            double expected = _options.Rate * n;
+            double expected = _options.RateAt(progress) * n;
             int count = (int)Math.Floor(expected);
             if (rng.NextDouble() < expected - count) count++;
             for (int i = 0; i < count; i++)
