@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Spectre.Console;
-using Unmask.Masking;
 using Unmask.Training;
 
 namespace Unmask.Cli.Commands;
@@ -26,8 +25,6 @@ public static partial class PretrainCommand
         var decay = new Option<DecayKind>("--decay") { DefaultValueFactory = _ => DecayKind.Linear, Description = "linear, cosine or constant" };
         var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
         var clip = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
-        var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
-        var maskSplit = new Option<string>("--mask-split") { DefaultValueFactory = _ => "80/10/10", Description = "Percent of selected tokens masked/random/kept" };
         var vocab = new Option<int>("--vocab-size") { DefaultValueFactory = _ => 16384 };
         var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.0, Description = "Dropout of a size preset (a --config keeps its own)" };
         var cased = new Option<bool>("--cased") { Description = "Keep case (default: lower-case as bert-base-uncased)" };
@@ -39,8 +36,10 @@ public static partial class PretrainCommand
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
             corpus, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            maskRate, maskSplit, vocab, dropout, cased, precision, seed, saveSteps, resume,
+            vocab, dropout, cased, precision, seed, saveSteps, resume,
         };
+        var masking = new MaskingArguments();
+        masking.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
             var maxTime = parse.GetValue(time) is { } t ? ParseDuration(t) : (TimeSpan?)null;
@@ -82,7 +81,7 @@ public static partial class PretrainCommand
                         Decay = parse.GetValue(decay),
                         WeightDecay = parse.GetValue(weightDecay),
                         MaxGradNorm = parse.GetValue(clip),
-                        Masking = ParseMasking(parse.GetValue(maskRate), parse.GetValue(maskSplit)!),
+                        Masking = masking.Read(parse),
                         VocabSize = parse.GetValue(vocab),
                         PresetDropout = parse.GetValue(dropout),
                         LowerCase = !parse.GetValue(cased),
@@ -163,15 +162,6 @@ public static partial class PretrainCommand
         var span = TimeSpan.FromHours(Part("h")) + TimeSpan.FromMinutes(Part("m")) + TimeSpan.FromSeconds(Part("s"));
         if (span <= TimeSpan.Zero) throw new UnmaskException($"--time must be positive, got '{text}'");
         return span;
-    }
-
-    static MaskingOptions ParseMasking(double rate, string split)
-    {
-        var parts = split.Split('/');
-        if (parts.Length != 3 || !parts.All(p => double.TryParse(p, NumberStyles.Float, CultureInfo.InvariantCulture, out _)))
-            throw new UnmaskException($"--mask-split: expected three percentages like 80/10/10, got '{split}'");
-        var v = parts.Select(p => double.Parse(p, CultureInfo.InvariantCulture) / 100).ToArray();
-        return new MaskingOptions(rate, v[0], v[1], v[2]);
     }
 
     [GeneratedRegex(@"^(?:(?<h>\d+(?:\.\d+)?)h)?(?:(?<m>\d+(?:\.\d+)?)m)?(?:(?<s>\d+(?:\.\d+)?)s)?$")]

@@ -8,6 +8,13 @@ public sealed record MaskingVocabulary(int VocabSize, int MaskId, bool[] IsSpeci
 {
     /// <summary>Ids that may be drawn as a random replacement (every non-special id).</summary>
     public int[] ReplacementIds { get; } = Enumerable.Range(0, VocabSize).Where(i => i >= IsSpecial.Length || !IsSpecial[i]).ToArray();
+
+    /// <summary>
+    /// A tokenizer's vocabulary in a model with <paramref name="vocabSize"/> embedding rows: rows past the tokenizer's
+    /// vocabulary count as special, so they are never drawn.
+    /// </summary>
+    public static MaskingVocabulary FromTokenizer(Tokenization.ITokenizer tokenizer, int vocabSize) =>
+        new(vocabSize, tokenizer.MaskId, Enumerable.Range(0, vocabSize).Select(i => i >= tokenizer.VocabSize || tokenizer.IsSpecial(i)).ToArray());
 }
 
 /// <summary>A corrupted batch: the model's input and the labels (-100 where nothing is predicted).</summary>

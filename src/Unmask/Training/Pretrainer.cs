@@ -96,9 +96,8 @@ public static class Pretrainer
         var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
         using var optimizer = new AdamW(AdamW.DecayGroups(named, options.WeightDecay), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon);
         var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupRatio, options.Decay);
-        var vocab = new MaskingVocabulary(config.VocabSize, tokenizer.MaskId,
-            Enumerable.Range(0, config.VocabSize).Select(i => i >= tokenizer.VocabSize || tokenizer.IsSpecial(i)).ToArray());
-        var masking = new RandomMasking(options.Masking, vocab);
+        var vocab = MaskingVocabulary.FromTokenizer(tokenizer, config.VocabSize);
+        var masking = CreateMasking(options.Masking, vocab, tokenizer, trainStore, cache, Phase, ct);
 
         long step = 0, tokens = 0;
         var previousElapsed = TimeSpan.Zero;
@@ -113,7 +112,9 @@ public static class Pretrainer
         var metricsPath = Path.Combine(options.Output, "metrics.jsonl");
         using var metrics = resumeFrom is null ? MetricsLog.Create(metricsPath) : MetricsLog.Open(metricsPath, step);
 
-        var validation = PrepareValidation(validSequences, options, masking);
+        // Validation keeps BERT's random masking at the start rate whatever the strategy, so runs stay comparable.
+        var validation = PrepareValidation(validSequences, options,
+            new RandomMasking(options.Masking with { Strategy = MaskingStrategies.Random, Schedule = new() }, vocab));
         long baselineId = MostFrequentToken(trainStore, vocab);
 
         using var batcher = new Batcher(trainSequences, options.BatchSize, options.Seed, position);
@@ -236,6 +237,28 @@ public static class Pretrainer
             batches.Add(masking.Apply(ids, size, options.MaxSeqLength, rng, progress: 0));
         }
         return batches;
+    }
+
+    /// <summary>The configured strategy; corpus statistics, when it needs them, are cached beside the token store.</summary>
+    static IMaskingStrategy CreateMasking(MaskingOptions options, MaskingVocabulary vocab, ITokenizer tokenizer, TokenStore store,
+        string cache, Action<string> phase, CancellationToken ct)
+    {
+        var boundaries = WordBoundaries.FromTokenizer(tokenizer, vocab);
+        CorpusStatistics? statistics = null;
+        if (MaskingStrategies.NeedsStatistics(options.Strategy))
+        {
+            phase("counting corpus statistics for masking");
+            var pmi = MaskingStrategies.CollocationOptions(options);
+            var file = pmi is null ? "masking-stats-tokens.json" : $"masking-stats-pmi-{pmi.MaxWords}-{pmi.MinCount}-{pmi.Collocations}.json";
+            statistics = CorpusStatistics.LoadOrCompute(Path.Combine(cache, file),
+                () => CorpusStatistics.Compute(Documents(store), boundaries, pmi, ct));
+        }
+        return MaskingStrategies.Create(options, vocab, boundaries, statistics);
+    }
+
+    static IEnumerable<int[]> Documents(TokenStore store)
+    {
+        for (long d = 0; d < store.Documents; d++) yield return store.Document(d).ToArray();
     }
 
     static long MostFrequentToken(TokenStore store, MaskingVocabulary vocab)
