@@ -19,9 +19,11 @@ public sealed record PmiOptions(int MaxWords = 3, int MinCount = 10, int Colloca
 }
 
 /// <summary>
-/// PMI masking: each row is cut into units, greedily taking at every word the longest collocation of
-/// <see cref="CorpusStatistics.Collocations"/> that starts there (within one segment; special tokens break
-/// collocations), else the single word. Units are then selected independently with probability
+/// PMI masking: each row is cut into units. Every occurrence of a collocation of
+/// <see cref="CorpusStatistics.Collocations"/> is a candidate (within one segment: special tokens break collocations);
+/// candidates are taken highest PMI first, skipping any that overlap one already taken, so a strong collocation is not
+/// split by a weaker one that overlaps it (". zorbly quantex" against "zorbly quantex vimmerfold"). The remaining
+/// words are units of one word. Units are then selected independently with probability
 /// min(1, c · weight), c set per row so the expected number of selected tokens is rate × tokens. A unit's weight is
 /// its informativeness: the mean surprisal −log((count + 1) / (total + vocabulary)) of its tokens, to the power
 /// <see cref="PmiOptions.InformativenessPower"/>. A collocation is corrupted as one unit.
@@ -30,7 +32,7 @@ public sealed class PmiMasking : UnitMasking
 {
     readonly double[] _surprisal;
     readonly CorpusStatistics.WordTable _words;
-    readonly HashSet<CorpusStatistics.Gram> _collocations = [];
+    readonly Dictionary<CorpusStatistics.Gram, double> _collocations = [];
     readonly int _longest;
 
     public PmiMasking(MaskingOptions options, MaskingVocabulary vocab, WordBoundaries boundaries, CorpusStatistics statistics)
@@ -44,28 +46,31 @@ public sealed class PmiMasking : UnitMasking
         foreach (var c in statistics.Collocations)
         {
             var ids = c.Words.Select(w => _words.Intern(Array.ConvertAll(w, x => (long)x))).ToList();
-            _collocations.Add(CorpusStatistics.Gram.At(ids, 0, ids.Count));
+            _collocations[CorpusStatistics.Gram.At(ids, 0, ids.Count)] = c.Pmi;
             _longest = Math.Max(_longest, ids.Count);
         }
     }
 
     protected override void Choose(List<WordSpan> words, long[] ids, double rate, Random rng, List<(int First, int Count)> units)
     {
-        var candidates = new List<(int First, int Count)>();
         var wordIds = new int[words.Count];
         for (int i = 0; i < words.Count; i++) wordIds[i] = _words.Find(ids.AsSpan(words[i].Start, words[i].Length));
-        for (int i = 0; i < words.Count;)
+        var found = new List<(double Pmi, int First, int Count)>();
+        for (int i = 0; i < words.Count; i++)
+            for (int n = 2; n <= Math.Min(_longest, words.Count - i); n++)
+                if (Pmi(words, wordIds, i, n) is { } pmi) found.Add((pmi, i, n));
+        var unitLength = new int[words.Count];
+        foreach (var (_, first, count) in found.OrderByDescending(f => f.Pmi).ThenBy(f => f.First).ThenByDescending(f => f.Count))
         {
-            int length = 1;
-            for (int n = Math.Min(_longest, words.Count - i); n >= 2; n--)
-                if (Matches(words, wordIds, i, n))
-                {
-                    length = n;
-                    break;
-                }
-            candidates.Add((i, length));
-            i += length;
+            bool free = true;
+            for (int w = first; w < first + count && free; w++) free = unitLength[w] == 0;
+            if (!free) continue;
+            unitLength[first] = count;
+            for (int w = first + 1; w < first + count; w++) unitLength[w] = -1;
         }
+        var candidates = new List<(int First, int Count)>();
+        for (int i = 0; i < words.Count; i++)
+            if (unitLength[i] >= 0) candidates.Add((i, Math.Max(1, unitLength[i])));
         var weights = new double[candidates.Count];
         var sizes = new int[candidates.Count];
         int eligible = 0;
@@ -88,13 +93,14 @@ public sealed class PmiMasking : UnitMasking
             if (rng.NextDouble() < probabilities[u]) units.Add(candidates[u]);
     }
 
-    bool Matches(List<WordSpan> words, int[] wordIds, int first, int n)
+    /// <summary>The PMI of the collocation of <paramref name="n"/> words at <paramref name="first"/>, or null if there is none.</summary>
+    double? Pmi(List<WordSpan> words, int[] wordIds, int first, int n)
     {
         for (int k = 0; k < n; k++)
         {
-            if (wordIds[first + k] < 0) return false;
-            if (k > 0 && words[first + k].Start != words[first + k - 1].End) return false;
+            if (wordIds[first + k] < 0) return null;
+            if (k > 0 && words[first + k].Start != words[first + k - 1].End) return null;
         }
-        return _collocations.Contains(CorpusStatistics.Gram.At(wordIds, first, n));
+        return _collocations.TryGetValue(CorpusStatistics.Gram.At(wordIds, first, n), out var pmi) ? pmi : null;
     }
 }
