@@ -107,3 +107,67 @@ public class MaskCommandTests : IDisposable
         Assert.Contains(field, stderr);
     }
 }
+
+/// <summary>What `pretrain` keeps of the masking options: the trainer state a resumed run reads, and the statistics cache.</summary>
+public class MaskingPersistenceTests : IDisposable
+{
+    readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("unmask-masking");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public void TrainerStateKeepsTheMaskingStrategyForResume()
+    {
+        var masking = new MaskingOptions(0.2, 1, 0, 0)
+        {
+            Strategy = "ngram",
+            Schedule = new RateSchedule(RateScheduleKind.Cosine, 0.4),
+            Ngram = new NgramOptions([0.7, 0.3]),
+            Pmi = new PmiOptions(MaxWords: 2),
+        };
+        var state = new Unmask.Training.TrainerState(new Unmask.Training.PretrainOptions { Output = _dir.FullName, Masking = masking },
+            10, 1000, TimeSpan.FromSeconds(3), new Unmask.Data.BatcherPosition(0, 5));
+        state.Save(_dir.FullName);
+        var loaded = Unmask.Training.TrainerState.Load(_dir.FullName).Options.Masking;
+        Assert.Equal(("ngram", 0.2, 1.0, RateScheduleKind.Cosine, 0.4, 2), (loaded.Strategy, loaded.Rate, loaded.MaskFraction, loaded.Schedule.Kind, loaded.Schedule.EndRate, loaded.Pmi.MaxWords));
+        Assert.Equal([0.7, 0.3], loaded.Ngram.Lengths);
+        Assert.Equal(0.4, loaded.RateAt(1), 9);
+    }
+
+    [Fact]
+    public void PretrainRejectsAnUnknownStrategyBeforeReadingAnything()
+    {
+        var (code, stdout, stderr) = CliTests.Run("pretrain", "--masking", "spans", "--output", Path.Combine(_dir.FullName, "run"));
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.StartsWith("error: unknown masking strategy 'spans' (valid: random, whole-word, span, ngram, pmi, weighted)", stderr);
+        Assert.False(Directory.Exists(Path.Combine(_dir.FullName, "run")));
+    }
+
+    [Fact]
+    public void StatisticsAreComputedOnceAndReadBackFromTheCache()
+    {
+        string[] tokens = ["[PAD]", "[MASK]", "new", "york", "city", "the", "a", "##s"];
+        var boundaries = WordBoundaries.FromTokens(tokens, tokens.Select(t => t.StartsWith('[')).ToArray());
+        var rng = new Random(1);
+        var documents = Enumerable.Range(0, 200).Select(_ => rng.Next(3) == 0 ? new[] { 5, 2, 3, 4, 6, 7 } : new[] { 6, 5, 5, 6, 2, 6, 3 }).ToList();
+        var path = Path.Combine(_dir.FullName, "stats.json");
+        int computed = 0;
+        CorpusStatistics Compute()
+        {
+            computed++;
+            return CorpusStatistics.Compute(documents, boundaries, new PmiOptions());
+        }
+        var first = CorpusStatistics.LoadOrCompute(path, Compute);
+        var second = CorpusStatistics.LoadOrCompute(path, Compute);
+        Assert.Equal(1, computed);
+        Assert.Equal(first.TokenCounts, second.TokenCounts);
+        Assert.Equal(first.TotalTokens, second.TotalTokens);
+        string Show(Collocation c) => string.Join(" ", c.Words.Select(w => string.Join("+", w)));
+        // "city as" (a word of two pieces) and "new york city" occur only together.
+        Assert.Contains("4 6+7", first.Collocations.Select(Show));
+        Assert.Contains("2 3 4", first.Collocations.Select(Show));
+        Assert.Equal(first.Collocations.Select(Show), second.Collocations.Select(Show));
+        Assert.Equal(first.Collocations.Select(c => c.Pmi), second.Collocations.Select(c => c.Pmi));
+    }
+}
