@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Unmask.Masking;
 
 /// <summary>
@@ -8,6 +10,7 @@ public sealed record NgramOptions(double[]? Probabilities = null)
 {
     static readonly double[] Default = [6.0 / 11, 3.0 / 11, 2.0 / 11];
 
+    [JsonIgnore]
     public double[] Lengths => Probabilities ?? Default;
 
     public void Validate()
