@@ -44,11 +44,11 @@ public sealed class CorpusStatistics
         {
             ct.ThrowIfCancellationRequested();
             if (total >= TokenLimit) break;
-            var row = Array.ConvertAll(doc, x => (long)x);
             foreach (var id in doc)
                 if (id >= 0 && id < counts.Length) counts[id]++;
             total += doc.Length;
             if (collocations is null) continue;
+            var row = Array.ConvertAll(doc, x => (long)x);
             spans.Clear();
             boundaries.Words(row, 0, spans);
             for (int i = 0; i < spans.Count; i++)
