@@ -197,8 +197,10 @@ internal static class Parameters
 }
 
 /// <summary>
-/// y = x Wᵀ + b like nn.Linear, with an optional bfloat16 matrix product: input and weight are cast to bf16 for the
-/// product (autograd flows through the casts into the float32 weight) and the result comes back as float32.
+/// y = x Wᵀ + b like nn.Linear, with an optional bfloat16 matrix product in the manner of autocast: input, weight and
+/// bias are cast to bf16 (autograd flows through the casts into the float32 parameters) and the result stays bf16, so
+/// that chains of products (the feed-forward block) pay no casts in between. Residual sums promote back to float32
+/// before each LayerNorm.
 /// </summary>
 public sealed class Linear : nn.Module<Tensor, Tensor>, IComputeDtypeAware
 {
@@ -225,9 +227,7 @@ public sealed class Linear : nn.Module<Tensor, Tensor>, IComputeDtypeAware
     public override Tensor forward(Tensor input)
     {
         if (ComputeDtype == ComputeDtype.Float32) return F.linear(input, weight, bias);
-        var product = F.linear(input.to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)).to(ScalarType.Float32);
-        // The bias is added after the cast back: it costs little and keeps the addition in float32.
-        return bias is null ? product : product + bias;
+        return F.linear(input.to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16), bias?.to(ScalarType.BFloat16));
     }
 }
 
@@ -323,11 +323,15 @@ internal sealed class BertSelfAttention : nn.Module, IComputeDtypeAware
         var dtype = ComputeDtype == ComputeDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         Tensor SplitHeads(Tensor x) => x.view(batch, seq, heads, headSize).transpose(1, 2).to(dtype); // [batch, heads, seq, head]
 
-        var q = SplitHeads(query.forward(hidden));
-        var k = SplitHeads(key.forward(hidden));
-        var v = SplitHeads(value.forward(hidden));
+        // One product against the stacked query/key/value weights instead of three: a third of the GEMM calls, and
+        // the small matrices of the miniature presets are far from the GEMM's peak rate on their own.
+        var weight = torch.cat([query.Weight, key.Weight, value.Weight]).to(dtype); // [3 * hidden, hidden]
+        var bias = torch.cat([query.Bias!, key.Bias!, value.Bias!]).to(dtype); // [3 * hidden]
+        var projected = F.linear(hidden.to(dtype), weight, bias); // [batch, seq, 3 * hidden]
+        var parts = projected.chunk(3, dim: -1);
+        var (q, k, v) = (SplitHeads(parts[0]), SplitHeads(parts[1]), SplitHeads(parts[2]));
         var context = F.scaled_dot_product_attention(q, k, v, additiveMask, training ? dropout : 0.0); // [batch, heads, seq, head]
-        return context.to(ScalarType.Float32).transpose(1, 2).reshape(batch, seq, heads * headSize);
+        return context.transpose(1, 2).reshape(batch, seq, heads * headSize); // [batch, seq, hidden] in the compute dtype
     }
 }
 
@@ -492,7 +496,8 @@ internal sealed class BertPredictionHeadTransform : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor hidden) => layerNorm.forward(activation(dense.forward(hidden)));
+    public override Tensor forward(Tensor hidden) =>
+        layerNorm.forward(activation(dense.forward(hidden)).to(ScalarType.Float32));
 }
 
 /// <summary>Transform, then the decoder onto the vocabulary. The decoder's bias is this module's <c>bias</c>.</summary>
@@ -513,7 +518,8 @@ internal sealed class BertLMPredictionHead : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor hidden) => decoder.forward(transform.forward(hidden));
+    // Logits leave in float32 whatever the compute dtype: softmax and cross-entropy need its range and precision.
+    public override Tensor forward(Tensor hidden) => decoder.forward(transform.forward(hidden)).to(ScalarType.Float32);
 }
 
 internal sealed class BertOnlyMLMHead : nn.Module<Tensor, Tensor>
@@ -544,6 +550,8 @@ public sealed class BertForMaskedLM : nn.Module
     [ComponentName(Name = "bert")] readonly BertModel bert;
     [ComponentName(Name = "cls")] readonly BertOnlyMLMHead cls;
     ComputeDtype computeDtype;
+
+    static BertForMaskedLM() => NativeAllocator.Configure();
 
     BertForMaskedLM(BertConfig config) : base(nameof(BertForMaskedLM))
     {
