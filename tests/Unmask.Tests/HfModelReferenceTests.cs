@@ -134,4 +134,25 @@ public class HfModelReferenceTests(ITestOutputHelper output)
                 Assert.Equal(field.Value.GetRawText(), value.GetRawText());
         }
     }
+
+    [Theory]
+    [InlineData("roberta")]
+    [InlineData("distilbert")]
+    [InlineData("electra-generator")]
+    [InlineData("modernbert")]
+    public void SparsePredictionLossIsTheDenseLossAtTheLabelledPositions(string model)
+    {
+        var mlm = Shared(model);
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        var (inputIds, attentionMask, tokenTypeIds) = Inputs(Case(model, "two_masks"));
+        var labels = torch.full_like(inputIds, -100L);
+        labels[0, 1] = inputIds[0, 2];
+        labels[0, 3] = inputIds[0, 1];
+        using var dense = mlm.Forward(inputIds, attentionMask, tokenTypeIds, labels);
+        using var sparse = mlm.Forward(inputIds, attentionMask, tokenTypeIds, labels, sparsePrediction: true);
+        Assert.Equal([2L, dense.Logits.shape[2]], sparse.Logits.shape);
+        Assert.Equal(dense.Loss!.item<float>(), sparse.Loss!.item<float>(), 5);
+        Assert.True(dense.Loss!.item<float>() > 0);
+    }
 }
