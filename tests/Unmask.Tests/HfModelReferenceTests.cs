@@ -155,4 +155,32 @@ public class HfModelReferenceTests(ITestOutputHelper output)
         Assert.Equal(dense.Loss!.item<float>(), sparse.Loss!.item<float>(), 5);
         Assert.True(dense.Loss!.item<float>() > 0);
     }
+
+    [Fact]
+    public void XlmRobertaIsRobertaUnderItsOwnNames()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "unmask-xlmr-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var config = File.ReadAllText(Path.Combine(ModelDir("roberta"), ModelFolder.ConfigFileName))
+                .Replace("\"RobertaForMaskedLM\"", "\"XLMRobertaForMaskedLM\"").Replace("\"roberta\"", "\"xlm-roberta\"");
+            File.WriteAllText(Path.Combine(dir, ModelFolder.ConfigFileName), config);
+            File.Copy(Path.Combine(ModelDir("roberta"), ModelFolder.WeightsFileName), Path.Combine(dir, ModelFolder.WeightsFileName));
+            using var xlmr = ModelLoader.Load(dir);
+            Assert.Equal("XLMRobertaForMaskedLM", xlmr.Architecture);
+            Assert.Equal(64, xlmr.MaxSequenceLength);
+
+            using var scope = torch.NewDisposeScope();
+            using var inference = torch.inference_mode();
+            var (inputIds, attentionMask, _) = Inputs(Case("roberta", "batch_left_pad"));
+            using var expected = Shared("roberta").Forward(inputIds, attentionMask);
+            using var actual = xlmr.Forward(inputIds, attentionMask);
+            Assert.Equal(expected.Logits.data<float>().ToArray(), actual.Logits.data<float>().ToArray());
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }

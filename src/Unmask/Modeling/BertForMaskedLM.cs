@@ -668,7 +668,7 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
             throw new ArgumentException($"input_ids must be a [batch, seq] int64 tensor, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}].");
         var seq = inputIds.shape[1];
         if (seq > Config.MaxSequenceLength)
-            throw new ArgumentException($"Sequence length {seq} exceeds the model's maximum of {Config.MaxSequenceLength} positions.");
+            throw new ArgumentException($"Sequence length {seq} exceeds the {Config.MaxSequenceLength} positions max_position_embeddings ({Config.MaxPositionEmbeddings}) allows.");
         foreach (var (name, tensor) in new[] { ("attention_mask", attentionMask), ("token_type_ids", tokenTypeIds), ("labels", labels) })
         {
             if (tensor is not null && !tensor.shape.SequenceEqual(inputIds.shape))
