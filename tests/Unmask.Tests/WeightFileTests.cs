@@ -216,4 +216,28 @@ public sealed class WeightFileTests : IDisposable
         Assert.Contains(HfWeightFiles.PyTorchFile, error.Message);
         Assert.Contains(HfWeightFiles.SafeTensorsIndexFile, error.Message);
     }
+
+    [Fact]
+    public void OldHubLayoutsLoad()
+    {
+        // TensorFlow-era names (LayerNorm gamma/beta) and BertForPreTraining's extra heads, as in bert-base-uncased's .bin.
+        var tensors = SafeTensors.Load(Path.Combine(ModelDir("bert-uncased"), ModelFolder.WeightsFileName));
+        var old = tensors.ToDictionary(
+            p => p.Key.Replace("LayerNorm.weight", "LayerNorm.gamma").Replace("LayerNorm.bias", "LayerNorm.beta"), p => p.Value);
+        Assert.Contains("bert.embeddings.LayerNorm.gamma", old.Keys);
+        using var nsp = torch.zeros(2, 32);
+        using var pooler = torch.zeros(32, 32);
+        old["cls.seq_relationship.weight"] = nsp;
+        old["bert.pooler.dense.weight"] = pooler;
+        var dir = Folder("old-layout", "bert-uncased");
+        SafeTensors.Save(Path.Combine(dir, ModelFolder.WeightsFileName), old);
+
+        using var model = ModelLoader.Load(dir);
+        using var scope = torch.NewDisposeScope();
+        using var inference = torch.inference_mode();
+        var (inputIds, attentionMask, tokenTypeIds) = Inputs(Case("bert-uncased", "pair"));
+        using var a = model.Forward(inputIds, attentionMask, tokenTypeIds);
+        using var b = HfModelReferenceTests.Shared("bert-uncased").Forward(inputIds, attentionMask, tokenTypeIds);
+        Assert.Equal(b.Logits.data<float>().ToArray(), a.Logits.data<float>().ToArray());
+    }
 }

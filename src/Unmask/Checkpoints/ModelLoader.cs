@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Unmask.Modeling;
+using static TorchSharp.torch;
 
 namespace Unmask.Checkpoints;
 
@@ -34,7 +35,7 @@ public static class ModelLoader
             var (weightsPath, tensors) = HfWeightFiles.Load(dir);
             try
             {
-                model.LoadHfStateDict(tensors);
+                model.LoadHfStateDict(WithCurrentLayerNormNames(tensors));
             }
             catch (UnmaskException ex)
             {
@@ -52,6 +53,24 @@ public static class ModelLoader
         }
         model.Module.eval();
         return model;
+    }
+
+    /// <summary>
+    /// Checkpoints converted from TensorFlow name LayerNorm parameters gamma and beta; transformers renames them to
+    /// weight and bias on load, and so does this.
+    /// </summary>
+    internal static Dictionary<string, Tensor> WithCurrentLayerNormNames(Dictionary<string, Tensor> tensors)
+    {
+        static string Current(string name) =>
+            name.EndsWith(".gamma", StringComparison.Ordinal) ? name[..^".gamma".Length] + ".weight"
+            : name.EndsWith(".beta", StringComparison.Ordinal) ? name[..^".beta".Length] + ".bias"
+            : name;
+        if (!tensors.Keys.Any(n => Current(n) != n)) return tensors;
+        var renamed = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in tensors)
+            if (!renamed.TryAdd(Current(name), tensor))
+                throw new UnmaskException($"Tensor '{name}' and '{Current(name)}' are both present.");
+        return renamed;
     }
 
     /// <summary>A randomly initialised model of the family and size that config.json describes, in training mode.</summary>

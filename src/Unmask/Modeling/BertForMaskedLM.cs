@@ -710,7 +710,9 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
         if (!source.ContainsKey(PredictionBias) && source.ContainsKey(DecoderBias)) optional.Add(PredictionBias);
 
         var prefix = Config.IsRoberta ? "roberta." : "bert.";
-        bool Ignored(string name) => name == prefix + "embeddings.position_ids" || name.StartsWith(prefix + "pooler.", StringComparison.Ordinal);
+        // BertForPreTraining checkpoints (bert-base-uncased among them) also carry the next-sentence head, unused here.
+        bool Ignored(string name) => name == prefix + "embeddings.position_ids" || name.StartsWith(prefix + "pooler.", StringComparison.Ordinal)
+            || name.StartsWith("cls.seq_relationship.", StringComparison.Ordinal);
         var unexpected = source.Keys.Where(n => !Ignored(n) && !target.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
         var missing = target.Keys.Where(n => !optional.Contains(n) && !source.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
