@@ -85,6 +85,7 @@ public sealed class WeightFileTests : IDisposable
         using var reference = ModelLoader.Create(Path.Combine(dir, ModelFolder.ConfigFileName));
         reference.LoadHfStateDict(rounded);
         reference.Module.eval();
+        foreach (var tensor in rounded.Values) tensor.Dispose();
 
         using var scope = torch.NewDisposeScope();
         using var inference = torch.inference_mode();

@@ -19,7 +19,6 @@ internal static class HfConfigJson
         RespectNullableAnnotations = true,
         AllowTrailingCommas = true,
         ReadCommentHandling = JsonCommentHandling.Skip,
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
     public static T Load<T>(string path, string family) where T : class
