@@ -241,6 +241,8 @@ internal sealed class DistilBertModel : nn.Module
 /// </summary>
 public sealed class DistilBertForMaskedLM : nn.Module, IMaskedLmModel
 {
+    static DistilBertForMaskedLM() => NativeAllocator.Configure();
+
     public const string ArchitectureName = "DistilBertForMaskedLM";
     const string ProjectorWeight = "vocab_projector.weight";
 

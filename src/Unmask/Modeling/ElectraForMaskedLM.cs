@@ -154,6 +154,8 @@ internal sealed class ElectraGeneratorPredictions : nn.Module<Tensor, Tensor>
 /// </summary>
 public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
 {
+    static ElectraForMaskedLM() => NativeAllocator.Configure();
+
     public const string ArchitectureName = "ElectraForMaskedLM";
     const string LmHeadWeight = "generator_lm_head.weight";
 
@@ -239,6 +241,8 @@ internal sealed class ElectraDiscriminatorPredictions : nn.Module<Tensor, Tensor
 /// </summary>
 public sealed class ElectraForPreTraining : nn.Module, IMaskedLmModel
 {
+    static ElectraForPreTraining() => NativeAllocator.Configure();
+
     public const string ArchitectureName = "ElectraForPreTraining";
 
     [ComponentName(Name = "electra")] readonly ElectraModel electra;

@@ -287,6 +287,8 @@ internal sealed class ModernBertPredictionHead : nn.Module<Tensor, Tensor>
 /// </summary>
 public sealed class ModernBertForMaskedLM : nn.Module, IMaskedLmModel
 {
+    static ModernBertForMaskedLM() => NativeAllocator.Configure();
+
     public const string ArchitectureName = "ModernBertForMaskedLM";
     const string DecoderWeight = "decoder.weight";
 
