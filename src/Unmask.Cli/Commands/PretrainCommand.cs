@@ -12,6 +12,8 @@ public static partial class PretrainCommand
     public static Command Create(CliOutput io)
     {
         var corpus = new Option<string?>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the .NET SDK's API documentation" };
+        var encoding = new Option<string>("--encoding") { DefaultValueFactory = _ => "utf-8", Description = "utf-8 (reject other bytes) or auto (files that are not UTF-8 are read as Latin-1)" };
+        encoding.AcceptOnlyFromAmong("utf-8", "auto");
         var output = new Option<string?>("--output") { Description = "Run folder; default runs/<date-time>" };
         var size = new Option<string>("--size") { Description = "tiny, mini, small, medium or base", DefaultValueFactory = _ => "mini" };
         var config = new Option<string?>("--config") { Description = "A Hugging Face config.json instead of a size preset" };
@@ -39,7 +41,7 @@ public static partial class PretrainCommand
 
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
-            corpus, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
+            corpus, encoding, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
             maskRate, maskSplit, vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom,
         };
         command.SetAction(parse => io.Guard(() =>
@@ -69,6 +71,7 @@ public static partial class PretrainCommand
                     var options = new PretrainOptions
                     {
                         Corpus = parse.GetValue(corpus),
+                        CorpusLatin1Fallback = parse.GetValue(encoding) == "auto",
                         Output = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)),
                         Size = parse.GetValue(size)!,
                         ConfigPath = parse.GetValue(config),

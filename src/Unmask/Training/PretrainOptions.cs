@@ -13,6 +13,8 @@ public sealed record PretrainOptions
 {
     /// <summary>A corpus file or folder; null means the .NET SDK's API documentation.</summary>
     public string? Corpus { get; init; }
+    /// <summary>Read corpus files that are not valid UTF-8 as Latin-1 instead of stopping with an error.</summary>
+    public bool CorpusLatin1Fallback { get; init; }
     public required string Output { get; init; }
     /// <summary>A size preset (tiny, mini, small, medium, base) used when <see cref="ConfigPath"/> is null.</summary>
     public string Size { get; init; } = "mini";

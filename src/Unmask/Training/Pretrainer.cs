@@ -52,7 +52,7 @@ public static class Pretrainer
         void Phase(string name) => progress?.Report(new PretrainProgress(name, 0, 0, 0, null, 0, clock.Elapsed, null));
 
         Phase("reading corpus");
-        var corpus = Corpus.Load(options.Corpus, ct);
+        var corpus = Corpus.Load(options.Corpus, ct, options.CorpusLatin1Fallback);
         if (corpus.Validation.Count == 0)
             throw new UnmaskException($"corpus '{corpus.Name}' has no validation lines: it needs more text");
 
