@@ -34,6 +34,7 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     int cachedWordCount;
     [ThreadStatic] static CharBuffer? scratch;
     string? fingerprint;
+    SpecialTokenSet? specialTokenSet;
 
     /// <summary>
     /// A tokenizer over <paramref name="vocab"/> (id = index). Special tokens absent from the vocabulary are added
@@ -144,6 +145,10 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     public int UnkId { get; }
     public string MaskToken => SpecialTokens.Mask;
 
+    public SpecialTokenSet Specials => specialTokenSet ??= new SpecialTokenSet(SpecialTokens.Unk, SpecialTokens.Cls,
+        SpecialTokens.Sep, SpecialTokens.Pad, SpecialTokens.Mask, null, null, SpecialTokens.Additional ?? [],
+        SpecialTokens.All().Select(t => tokenIds[t]).Distinct().ToArray());
+
     public int? TokenToId(string token) => tokenIds.TryGetValue(token, out var id) ? id : null;
 
     public string IdToToken(int id)
@@ -203,7 +208,23 @@ public sealed partial class WordPieceTokenizer : ITokenizer
         }
         var tokens = new string[length];
         for (int i = 0; i < length; i++) tokens[i] = idTokens[ids[i]];
-        return new TokenizedText(ids, tokens, types, specialMask);
+        // Within a word every piece after the first is a continuation, and every word starts with a piece that is not.
+        var wordIds = new int?[length];
+        var sequenceIds = new int?[length];
+        int firstStart = addSpecialTokens ? 1 : 0;
+        MarkWords(firstStart, first.Count, 0);
+        if (second != null) MarkWords(firstStart + first.Count + (addSpecialTokens ? 1 : 0), second.Count, 1);
+        void MarkWords(int start, int count, int sequence)
+        {
+            int word = -1;
+            for (int i = start; i < start + count; i++)
+            {
+                if (!continuationIds[ids[i]] || word < 0) word++;
+                wordIds[i] = word;
+                sequenceIds[i] = sequence;
+            }
+        }
+        return new TokenizedText(ids, tokens, types, specialMask) { WordIds = wordIds, SequenceIds = sequenceIds };
     }
 
     // HF "longest_first": a single text loses its tail; of a pair, the longer part loses one token at a time (the
