@@ -145,6 +145,13 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     public int UnkId { get; }
     public string MaskToken => SpecialTokens.Mask;
 
+    /// <summary>tokenizer_config.json's tokenizer_class (BertTokenizer, DistilBertTokenizer, ElectraTokenizer...).</summary>
+    public string TokenizerClass { get; private set; } = "BertTokenizer";
+
+    public PaddingSide PaddingSide { get; private set; } = PaddingSide.Right;
+
+    public bool ReturnsTokenTypeIds { get; private set; } = true;
+
     public SpecialTokenSet Specials => specialTokenSet ??= new SpecialTokenSet(SpecialTokens.Unk, SpecialTokens.Cls,
         SpecialTokens.Sep, SpecialTokens.Pad, SpecialTokens.Mask, null, null, SpecialTokens.Additional ?? [],
         SpecialTokens.All().Select(t => tokenIds[t]).Distinct().ToArray());
@@ -204,7 +211,7 @@ public sealed partial class WordPieceTokenizer : ITokenizer
             int secondStart = n;
             foreach (var id in second) ids[n++] = id;
             if (addSpecialTokens) { specialMask[n] = true; ids[n++] = SepId; }
-            types.AsSpan(secondStart).Fill(1);
+            if (ReturnsTokenTypeIds) types.AsSpan(secondStart).Fill(1);
         }
         var tokens = new string[length];
         for (int i = 0; i < length; i++) tokens[i] = idTokens[ids[i]];
