@@ -64,10 +64,10 @@ public sealed class PipelineTokenizer : ITokenizer
             addedById[t.Id] = t.Content;
             addedByContent[t.Content] = t.Id;
         }
-        // Slow tokenizers match every added token in the raw text; tokenizers matches the normalized ones after
-        // normalisation.
-        rawMatcher = new AddedTokenMatcher(settings.AddedTokens.Where(t => settings.Slow || t.Special || !t.Normalized));
-        normalizedMatcher = new AddedTokenMatcher(settings.Slow ? [] : settings.AddedTokens.Where(t => !t.Special && t.Normalized));
+        // Slow tokenizers match every added token in the raw text; tokenizers matches the "normalized" ones in the
+        // normalised text.
+        rawMatcher = new AddedTokenMatcher(settings.AddedTokens.Where(t => settings.Slow || !t.Normalized));
+        normalizedMatcher = new AddedTokenMatcher(settings.Slow ? [] : settings.AddedTokens.Where(t => t.Normalized));
         VocabSize = Math.Max(model.Size, settings.AddedTokens.Count == 0 ? 0 : settings.AddedTokens.Max(t => t.Id) + 1);
         specialIds = [.. settings.Specials.AllIds];
         if (!settings.Slow) specialIds.UnionWith(settings.AddedTokens.Where(t => t.Special).Select(t => t.Id));
