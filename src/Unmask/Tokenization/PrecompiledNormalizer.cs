@@ -43,28 +43,38 @@ internal sealed class PrecompiledNormalizer : INormalizer
         return new PrecompiledNormalizer(trie, blob[(4 + (int)size)..]);
     }
 
-    // The first (shortest) entry that prefixes the bytes, as darts' common prefix search returns it first.
-    string? Transform(ReadOnlySpan<byte> key)
+    // The longest entry that prefixes the bytes (SentencePiece's normaliser takes the longest match).
+    string? Transform(ReadOnlySpan<byte> key) => Match(key, out int length) is { } r && length == key.Length ? r : null;
+
+    /// <summary>The replacement of the longest entry that prefixes <paramref name="key"/>, and that entry's byte length.</summary>
+    public string? Match(ReadOnlySpan<byte> key, out int length)
     {
+        length = 0;
         if (trie.Length == 0) return null;
-        uint unit = trie[0];
-        uint pos = Offset(unit);
-        foreach (byte c in key)
+        int found = -1;
+        uint pos = Offset(trie[0]);
+        for (int i = 0; i < key.Length; i++)
         {
+            byte c = key[i];
             pos ^= c;
-            if (pos >= trie.Length) return null;
-            unit = trie[pos];
-            if ((unit & ((1u << 31) | 0xFF)) != c) return null;
+            if (pos >= trie.Length) break;
+            uint unit = trie[pos];
+            if ((unit & ((1u << 31) | 0xFF)) != c) break;
             pos ^= Offset(unit);
             if (((unit >> 8) & 1) == 1 && pos < trie.Length)
             {
-                int index = (int)(trie[pos] & ((1u << 31) - 1));
-                int end = index;
-                while (end < normalized.Length && normalized[end] != 0) end++;
-                return index <= normalized.Length ? Encoding.UTF8.GetString(normalized, index, end - index) : null;
+                found = (int)(trie[pos] & ((1u << 31) - 1));
+                length = i + 1;
             }
         }
-        return null;
+        if (found < 0 || found > normalized.Length)
+        {
+            length = 0;
+            return null;
+        }
+        int end = found;
+        while (end < normalized.Length && normalized[end] != 0) end++;
+        return Encoding.UTF8.GetString(normalized, found, end - found);
     }
 
     static uint Offset(uint unit) => (unit >> 10) << (int)((unit & (1u << 9)) >> 6);

@@ -7,7 +7,7 @@ public static class TokenizerLoader
     /// tokenizer.json when present (what AutoTokenizer's fast tokenizer reads); a WordPiece tokenizer.json next to
     /// vocab.txt is read as BERT's slow tokenizer, which gives the same ids for the same vocabulary and is the
     /// reference of this project's BERT checks. Otherwise the legacy files: vocab.txt (BERT WordPiece),
-    /// vocab.json + merges.txt (RoBERTa/GPT-2 byte-level BPE), a SentencePiece model (XLM-R, DeBERTa-v2, ALBERT...).
+    /// vocab.json + merges.txt (RoBERTa/GPT-2 byte-level BPE), a SentencePiece model (XLM-R's sentencepiece.bpe.model, DeBERTa-v2's spm.model).
     /// </summary>
     public static ITokenizer Load(string directory)
     {
@@ -23,8 +23,10 @@ public static class TokenizerLoader
         }
         if (Has(WordPieceTokenizer.VocabFile)) return WordPieceTokenizer.Load(directory, WordPieceSource.VocabTxt);
         if (Has(ByteLevelBpeTokenizer.VocabFile) && Has(ByteLevelBpeTokenizer.MergesFile)) return ByteLevelBpeTokenizer.Load(directory);
+        foreach (var name in SentencePieceTokenizer.FileNames)
+            if (Has(name)) return SentencePieceTokenizer.Load(directory, name);
         throw new UnmaskException(
             $"No supported tokenizer in '{directory}': looked for {TokenizerJson.FileName}, {WordPieceTokenizer.VocabFile}, " +
-            $"{ByteLevelBpeTokenizer.VocabFile} + {ByteLevelBpeTokenizer.MergesFile}.");
+            $"{ByteLevelBpeTokenizer.VocabFile} + {ByteLevelBpeTokenizer.MergesFile}, {string.Join(", ", SentencePieceTokenizer.FileNames)}.");
     }
 }

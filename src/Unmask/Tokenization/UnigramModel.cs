@@ -17,11 +17,19 @@ internal sealed class UnigramModel : ITokenModel
     readonly int maxPieceLength;
     readonly double unkScore;
 
-    public UnigramModel(IReadOnlyList<(string Piece, double Score)> vocab, int? unkId, bool byteFallback)
+    readonly Dictionary<string, int> candidates = new(StringComparer.Ordinal);
+
+    /// <param name="notMatched">Pieces kept out of segmentation (SentencePiece's control, unknown and unused pieces).</param>
+    public UnigramModel(IReadOnlyList<(string Piece, double Score)> vocab, int? unkId, bool byteFallback,
+        Func<int, bool>? notMatched = null)
     {
         pieces = vocab.Select(v => v.Piece).ToArray();
         scores = vocab.Select(v => v.Score).ToArray();
-        for (int i = 0; i < pieces.Length; i++) ids.TryAdd(pieces[i], i);
+        for (int i = 0; i < pieces.Length; i++)
+        {
+            ids.TryAdd(pieces[i], i);
+            if (notMatched?.Invoke(i) != true) candidates.TryAdd(pieces[i], i);
+        }
         this.unkId = unkId;
         this.byteFallback = byteFallback;
         maxPieceLength = pieces.Length == 0 ? 1 : pieces.Max(p => p.Length);
@@ -55,7 +63,7 @@ internal sealed class UnigramModel : ITokenModel
             {
                 int end = i + len;
                 if (end < n && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) continue;
-                if (!ids.TryGetValue(word.Substring(i, len), out int id)) continue;
+                if (!candidates.TryGetValue(word.Substring(i, len), out int id)) continue;
                 if (len == charLen) singleChar = true;
                 double s = best[i] + scores[id];
                 if (s > best[end])
