@@ -61,15 +61,8 @@ public interface ITokenizer
     /// (default <see cref="PaddingSide"/>). Padding positions have attention mask 0, type id 0, no word.
     /// </summary>
     BatchEncoding EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null, bool addSpecialTokens = true,
-        int? maxLength = null, bool pad = true, PaddingSide? side = null)
-    {
-        ArgumentNullException.ThrowIfNull(texts);
-        if (pairs != null && pairs.Count != texts.Count)
-            throw new ArgumentException($"{pairs.Count} pairs for {texts.Count} texts.", nameof(pairs));
-        var rows = new TokenizedText[texts.Count];
-        for (int i = 0; i < rows.Length; i++) rows[i] = Encode(texts[i], pairs?[i], addSpecialTokens, maxLength);
-        return BatchEncoding.Pad(rows, pad, side ?? PaddingSide, PadId, PadId >= 0 ? IdToToken(PadId) : "");
-    }
+        int? maxLength = null, bool pad = true, PaddingSide? side = null) =>
+        BatchEncoding.Encode(this, texts, pairs, addSpecialTokens, maxLength, pad, side);
 
     /// <summary>A stable hash of the vocabulary, special tokens and normalisation flags.</summary>
     string Fingerprint { get; }
@@ -125,6 +118,20 @@ public sealed record BatchEncoding(TokenizedText[] Rows)
     public int[][] InputIds => Rows.Select(r => r.InputIds).ToArray();
     public int[][] AttentionMask => Rows.Select(r => r.AttentionMask).ToArray();
     public int[][] TokenTypeIds => Rows.Select(r => r.TokenTypeIds).ToArray();
+
+    /// <summary>Encodes each row with <paramref name="tokenizer"/>, then pads (see <see cref="ITokenizer.EncodeBatch"/>).</summary>
+    public static BatchEncoding Encode(ITokenizer tokenizer, IReadOnlyList<string> texts, IReadOnlyList<string>? pairs,
+        bool addSpecialTokens, int? maxLength, bool pad, PaddingSide? side)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        ArgumentNullException.ThrowIfNull(texts);
+        if (pairs != null && pairs.Count != texts.Count)
+            throw new ArgumentException($"{pairs.Count} pairs for {texts.Count} texts.", nameof(pairs));
+        var rows = new TokenizedText[texts.Count];
+        for (int i = 0; i < rows.Length; i++) rows[i] = tokenizer.Encode(texts[i], pairs?[i], addSpecialTokens, maxLength);
+        int padId = tokenizer.PadId;
+        return Pad(rows, pad, side ?? tokenizer.PaddingSide, padId, padId >= 0 ? tokenizer.IdToToken(padId) : "");
+    }
 
     /// <summary>Pads <paramref name="rows"/> to the longest one (nothing when <paramref name="pad"/> is false).</summary>
     public static BatchEncoding Pad(TokenizedText[] rows, bool pad, PaddingSide side, int padId, string padToken)

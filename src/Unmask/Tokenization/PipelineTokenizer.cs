@@ -119,6 +119,10 @@ public sealed class PipelineTokenizer : ITokenizer
 
     public bool IsContinuation(int id) => (uint)id < (uint)VocabSize && continuation[id];
 
+    public BatchEncoding EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null, bool addSpecialTokens = true,
+        int? maxLength = null, bool pad = true, PaddingSide? side = null) =>
+        BatchEncoding.Encode(this, texts, pairs, addSpecialTokens, maxLength, pad, side);
+
     public IReadOnlyList<string> Tokenize(string text)
     {
         ArgumentNullException.ThrowIfNull(text);

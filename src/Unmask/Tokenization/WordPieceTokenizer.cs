@@ -169,6 +169,10 @@ public sealed partial class WordPieceTokenizer : ITokenizer
 
     public bool IsContinuation(int id) => (uint)id < (uint)VocabSize && continuationIds[id];
 
+    public BatchEncoding EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null, bool addSpecialTokens = true,
+        int? maxLength = null, bool pad = true, PaddingSide? side = null) =>
+        BatchEncoding.Encode(this, texts, pairs, addSpecialTokens, maxLength, pad, side);
+
     public IReadOnlyList<string> Tokenize(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
