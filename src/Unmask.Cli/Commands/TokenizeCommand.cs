@@ -9,7 +9,7 @@ public static class TokenizeCommand
     public static Command Create(CliOutput io)
     {
         var model = ModelOptions.Model();
-        var noSpecial = new Option<bool>("--no-special") { Description = "Do not add [CLS]/[SEP]" };
+        var noSpecial = new Option<bool>("--no-special") { Description = "Do not add the special tokens ([CLS]/[SEP], <s>/</s>, ...)" };
         var json = ModelOptions.Json();
         var inputs = new TextInputs();
         var command = new Command("tokenize", "Show tokens, ids and the decoded string") { model, noSpecial, json };
