@@ -20,7 +20,7 @@ internal sealed class BertNormalizer(bool cleanText, bool handleChineseChars, bo
             text = text.MapCodePoints((cp, b) =>
             {
                 if (cp is 0 or 0xFFFD || IsOther(cp)) return;
-                b.Append(PythonUnicode.IsWhitespace(cp) ? ' ' : cp);
+                b.Append(Splitting.IsWhitespace(cp) ? ' ' : cp);
             });
         }
         if (handleChineseChars)

@@ -35,9 +35,6 @@ internal sealed class PostProcessor(IReadOnlyList<TemplatePiece> single, IReadOn
     public int AddedTokens(bool isPair) =>
         (isPair ? pair : single).Where(p => p.SpecialToken != null).Sum(p => specialTokens[p.SpecialToken!].Length);
 
-    /// <summary>The ids the template's special tokens stand for.</summary>
-    public IEnumerable<int> SpecialIds => specialTokens.Values.SelectMany(v => v.Select(t => t.Id));
-
     /// <summary>
     /// Lays out the sequences; without special tokens only the sequences remain, with the template's type ids when
     /// <paramref name="templateTypes"/> (tokenizers) or all zeros (transformers' slow tokenizers).
@@ -60,7 +57,3 @@ internal sealed class PostProcessor(IReadOnlyList<TemplatePiece> single, IReadOn
         return result;
     }
 }
-
-/// <summary>A token of an encoding, with where it came from (HF <c>Encoding</c> fields of one position).</summary>
-internal readonly record struct EncodedToken(
-    int Id, string Token, int Start, int End, int? WordId, int? SequenceId, int TypeId, bool AddedBySpecial);

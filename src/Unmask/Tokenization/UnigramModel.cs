@@ -42,8 +42,6 @@ internal sealed class UnigramModel : ITokenModel
 
     public string? IdToToken(int id) => (uint)id < (uint)pieces.Length ? pieces[id] : null;
 
-    public double Score(int id) => scores[id];
-
     public void Tokenize(string word, List<ModelToken> output)
     {
         int n = word.Length;
