@@ -212,6 +212,29 @@ public sealed class TokenizationPipelineTests : IDisposable
     }
 
     [Fact]
+    public void SlowByteLevelAddedTokensFromAddedTokensJson()
+    {
+        // transformers 4.31 kept added_tokens.json entries as plain strings: they strip the spaces on both sides and
+        // decode on their own, between spaces.
+        var source = Path.Combine(SharedFixtures.HfReference, "models", "roberta");
+        var dir = Directory.CreateDirectory(Path.Combine(temp, "roberta-added")).FullName;
+        foreach (var f in new[] { "vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json" })
+            File.Copy(Path.Combine(source, f), Path.Combine(dir, f));
+        File.WriteAllText(Path.Combine(dir, "added_tokens.json"), "{\"newword\": 461}");
+        var tok = Assert.IsType<PipelineTokenizer>(TokenizerLoader.Load(dir));
+        Assert.Equal(462, tok.VocabSize);
+        Assert.Equal(["a", "newword", "b"], tok.Tokenize("a newword b"));
+        var ids = tok.Encode("a newword b").InputIds;
+        Assert.Equal(461, ids[2]);
+        Assert.False(tok.IsSpecial(461));
+        Assert.Equal("<s>a newword b</s>", tok.Decode(ids));
+        var saved = Path.Combine(temp, "roberta-saved");
+        tok.Save(saved);
+        Assert.Equal(ids, TokenizerLoader.Load(saved).Encode("a newword b").InputIds);
+        Assert.Equal(tok.Fingerprint, ((PipelineTokenizer)TokenizerLoader.Load(saved)).Fingerprint);
+    }
+
+    [Fact]
     public void UnsupportedPartsNameFileAndField()
     {
         var e = Assert.Throws<UnmaskException>(() => Load("""{"model": {"type": "WordLevel", "vocab": {}}}"""));

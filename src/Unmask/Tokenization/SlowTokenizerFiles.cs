@@ -50,7 +50,9 @@ internal sealed class SlowTokenizerFiles
             {
                 if (!entry.Value.TryGetInt32(out var id))
                     throw new UnmaskException($"{addedJson}: added token '{entry.Name}' must have an integer id.");
-                if (!added.ContainsKey(entry.Name)) added[entry.Name] = new AddedToken(entry.Name, id, false);
+                // transformers before 4.34 stored these as plain strings, which strip the whitespace on both sides.
+                if (!added.ContainsKey(entry.Name))
+                    added[entry.Name] = new AddedToken(entry.Name, id, false, LStrip: config.AddedTokensDecoder == null, RStrip: config.AddedTokensDecoder == null);
             }
         }
         int next = Math.Max(vocabSize, added.Count == 0 ? 0 : added.Values.Max(t => t.Id) + 1);

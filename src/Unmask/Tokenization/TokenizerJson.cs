@@ -47,6 +47,19 @@ public static class TokenizerJson
         var (model, continuation) = reader.Model(modelElement);
         var normalizer = reader.Normalizer(root.TryGetProperty("normalizer", out var n) ? n : default, "normalizer");
         var preTokenizer = reader.PreTokenizer(root.TryGetProperty("pre_tokenizer", out var pt) ? pt : default, "pre_tokenizer");
+        // As the BERT and RoBERTa/GPT-2 fast tokenizer classes do, flags in tokenizer_config.json win over the file's.
+        var family = (config.TokenizerClass ?? "").Replace("Fast", "", StringComparison.Ordinal);
+        if (family is "BertTokenizer" or "DistilBertTokenizer" or "ElectraTokenizer" && n.ValueKind == JsonValueKind.Object
+            && reader.String(n, "type") == "BertNormalizer")
+        {
+            normalizer = new BertNormalizer(reader.Bool(n, "clean_text") ?? true,
+                config.TokenizeChineseChars ?? reader.Bool(n, "handle_chinese_chars") ?? true,
+                config.StripAccentsGiven ? config.StripAccents : reader.Bool(n, "strip_accents"),
+                config.LowerCase ?? reader.Bool(n, "lowercase") ?? true);
+        }
+        if (family is "RobertaTokenizer" or "GPT2Tokenizer" && config.AddPrefixSpace is bool prefixSpace
+            && pt.ValueKind == JsonValueKind.Object && reader.String(pt, "type") == "ByteLevel")
+            preTokenizer = new ByteLevelPreTokenizer(prefixSpace, reader.Bool(pt, "use_regex") ?? true);
         var decoder = reader.Decoder(root.TryGetProperty("decoder", out var d) ? d : default, "decoder");
         continuation ??= reader.WordStartMarker(root.TryGetProperty("pre_tokenizer", out var pt2) ? pt2 : default) is char marker
             ? t => !t.StartsWith(marker)
