@@ -166,7 +166,8 @@ public sealed class TokenizationPipelineTests : IDisposable
             """.Replace("BYTES", vocab));
         Assert.Equal(["Ġhi", "Ġ", "Ã", "©"], tok.Tokenize("hi é"));
         var e = tok.Encode("hi é");
-        Assert.Equal([new(0, 2), new(2, 3), new(3, 4), new(3, 4)], e.Offsets!);
+        // trim_offsets: a token's leading 'Ġ' is left out of its span, except the added prefix space.
+        Assert.Equal([new(0, 2), new(3, 3), new(3, 4), new(3, 4)], e.Offsets!);
         Assert.Equal(" hi é", tok.Decode(e.InputIds));
         Assert.False(tok.IsContinuation(257));
         Assert.True(tok.IsContinuation(tok.TokenToId("h")!.Value));
@@ -223,6 +224,11 @@ public sealed class TokenizationPipelineTests : IDisposable
         File.WriteAllText(Path.Combine(dir, "added_tokens.json"), "{\"newword\": 461}");
         var tok = Assert.IsType<PipelineTokenizer>(TokenizerLoader.Load(dir));
         Assert.Equal(462, tok.VocabSize);
+        var hello = tok.Encode("Hello, World!");
+        Assert.Equal(["<s>", "H", "e", "l", "lo", ",", "Ġ", "W", "or", "ld", "!", "</s>"], hello.Tokens);
+        Assert.Equal([new(0, 0), new(0, 1), new(1, 2), new(2, 3), new(3, 5), new(5, 6), new(7, 7), new(7, 8), new(8, 10), new(10, 12), new(12, 13), new(0, 0)],
+            hello.Offsets!);
+        Assert.Equal([null, 0, 0, 0, 0, 1, 2, 2, 2, 2, 3, null], hello.WordIds);
         Assert.Equal(["a", "newword", "b"], tok.Tokenize("a newword b"));
         var ids = tok.Encode("a newword b").InputIds;
         Assert.Equal(461, ids[2]);

@@ -37,9 +37,12 @@ public static class ByteLevelBpeTokenizer
         var specials = files.Specials;
         int IdOf(string? token, string role) => token != null && (vocab[token] ?? files.AddedTokens.FirstOrDefault(t => t.Content == token)?.Id) is int id
             ? id : throw new UnmaskException($"{configPath}: the {role} '{token}' has no id.");
-        var post = gpt2
+        bool prefixSpace = files.Config.AddPrefixSpace ?? false;
+        // Offsets as RoBERTa's fast tokenizer reports them (trim_offsets): without the spaces a token starts with.
+        var post = (gpt2
             ? PostProcessor.None
-            : PostProcessor.Roberta(specials.Cls!, IdOf(specials.Cls, "cls_token"), specials.Sep!, IdOf(specials.Sep, "sep_token"));
+            : PostProcessor.Roberta(specials.Cls!, IdOf(specials.Cls, "cls_token"), specials.Sep!, IdOf(specials.Sep, "sep_token")))
+            .WithTrimming(true, prefixSpace);
         return new PipelineTokenizer(new PipelineSettings
         {
             PreTokenizer = new ByteLevelPreTokenizer(addPrefixSpace: false, useRegex: true),
@@ -48,7 +51,7 @@ public static class ByteLevelBpeTokenizer
             Decoder = ByteLevelDecoder.Instance,
             AddedTokens = files.AddedTokens,
             Slow = true,
-            SlowPrefixSpace = files.Config.AddPrefixSpace ?? false,
+            SlowPrefixSpace = prefixSpace,
             DecodedApart = files.DecodedApart,
             Specials = specials,
             ModelMaxLength = files.Config.ModelMaxLength,

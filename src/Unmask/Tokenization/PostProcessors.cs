@@ -31,6 +31,18 @@ internal sealed class PostProcessor(IReadOnlyList<TemplatePiece> single, IReadOn
         return map;
     }
 
+    /// <summary>
+    /// HF <c>trim_offsets</c> (ByteLevel and RobertaProcessing): a token's offsets leave out the spaces ('Ġ') at its
+    /// ends, except the space <see cref="AddedPrefixSpace"/> put before the first word.
+    /// </summary>
+    public bool TrimOffsets { get; init; }
+
+    public bool AddedPrefixSpace { get; init; }
+
+    /// <summary>The same layout with other offset trimming.</summary>
+    public PostProcessor WithTrimming(bool trim, bool addedPrefixSpace) =>
+        new(single, pair, specialTokens) { TrimOffsets = trim, AddedPrefixSpace = addedPrefixSpace };
+
     /// <summary>How many special tokens the template adds around one sequence or a pair.</summary>
     public int AddedTokens(bool isPair) =>
         (isPair ? pair : single).Where(p => p.SpecialToken != null).Sum(p => specialTokens[p.SpecialToken!].Length);
@@ -52,8 +64,22 @@ internal sealed class PostProcessor(IReadOnlyList<TemplatePiece> single, IReadOn
                 continue;
             }
             int type = addSpecialTokens || templateTypes ? piece.TypeId : 0;
-            foreach (var t in piece.Sequence == 0 ? a : b!) result.Add(t with { TypeId = type, SequenceId = piece.Sequence });
+            foreach (var t in piece.Sequence == 0 ? a : b!)
+                result.Add(Trim(t) with { TypeId = type, SequenceId = piece.Sequence });
         }
         return result;
+    }
+
+    EncodedToken Trim(EncodedToken t)
+    {
+        if (!TrimOffsets) return t;
+        const char space = '\u0120';
+        int leading = 0, trailing = 0;
+        while (leading < t.Token.Length && t.Token[leading] == space) leading++;
+        while (trailing < t.Token.Length - leading && t.Token[t.Token.Length - 1 - trailing] == space) trailing++;
+        int start = t.Start, end = t.End;
+        if (leading > 0 && !(start == 0 && AddedPrefixSpace)) start = Math.Min(start + leading, end);
+        if (trailing > 0 && end >= trailing) end = Math.Max(end - trailing, start);
+        return t with { Start = start, End = end };
     }
 }

@@ -339,7 +339,8 @@ public static class TokenizerJson
                     var (cls, clsId) = TokenAndId(e, "cls", field);
                     var post = type == "BertProcessing"
                         ? Tokenization.PostProcessor.Bert(cls, clsId, sep, sepId)
-                        : Tokenization.PostProcessor.Roberta(cls, clsId, sep, sepId);
+                        : Tokenization.PostProcessor.Roberta(cls, clsId, sep, sepId)
+                            .WithTrimming(Bool(e, "trim_offsets") ?? true, Bool(e, "add_prefix_space") ?? true);
                     return (post, cls, sep);
                 }
                 case "TemplateProcessing":
@@ -361,22 +362,26 @@ public static class TokenizerJson
                     return (new PostProcessor(single, pair, specials), named.FirstOrDefault(), named.Length > 1 ? named[^1] : null);
                 }
                 case "ByteLevel":
-                    return (Tokenization.PostProcessor.None, null, null);
+                    return (Tokenization.PostProcessor.None.WithTrimming(Bool(e, "trim_offsets") ?? true, Bool(e, "add_prefix_space") ?? true),
+                        null, null);
                 case "Sequence":
                 {
                     var result = (Tokenization.PostProcessor.None, (string?)null, (string?)null);
+                    bool trim = false, prefix = false, adds = false;
                     int i = 0;
                     foreach (var p in Array(e, "processors", field))
                     {
                         var r = PostProcessor(p, $"{field}.processors[{i++}]", idOf);
-                        if (!ReferenceEquals(r.Item1, Tokenization.PostProcessor.None))
+                        trim |= r.Item1.TrimOffsets;
+                        prefix |= r.Item1.AddedPrefixSpace;
+                        if (r.Item1.AddedTokens(true) > 0)
                         {
-                            if (!ReferenceEquals(result.Item1, Tokenization.PostProcessor.None))
-                                throw Error(field, "has more than one processor that adds special tokens");
+                            if (adds) throw Error(field, "has more than one processor that adds special tokens");
+                            adds = true;
                             result = r;
                         }
                     }
-                    return result;
+                    return (result.Item1.WithTrimming(trim, prefix), result.Item2, result.Item3);
                 }
                 default:
                     throw Unsupported(field, type, "BertProcessing, RobertaProcessing, TemplateProcessing, ByteLevel, Sequence");
