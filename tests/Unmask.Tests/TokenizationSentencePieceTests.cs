@@ -112,6 +112,48 @@ public sealed class TokenizationSentencePieceTests : IDisposable
         Assert.Equal("hello", tok.Decode([1, 13, 2], skipSpecialTokens: true));
     }
 
+    /// <summary>
+    /// A precompiled charsmap laid out by hand in darts-clone's unit format (label in the low byte, has-leaf bit 8,
+    /// offset from bit 10, leaf values with bit 31): "Ａ" (EF BC A1) becomes "A", a tab becomes a space.
+    /// </summary>
+    static byte[] HandMadeCharsmap()
+    {
+        var units = new uint[0x501];
+        static uint Unit(uint label, uint offset, bool hasLeaf) => label | (hasLeaf ? 1u << 8 : 0) | offset << 10;
+        units[0] = Unit(0, 0x100, false);
+        units[0x100 ^ 0xEF] = Unit(0xEF, 0x1EF ^ 0x200, false);
+        units[0x200 ^ 0xBC] = Unit(0xBC, 0x2BC ^ 0x300, false);
+        units[0x300 ^ 0xA1] = Unit(0xA1, 0x3A1 ^ 0x400, true);
+        units[0x400] = 1u << 31 | 0;
+        units[0x100 ^ 0x09] = Unit(0x09, 0x109 ^ 0x500, true);
+        units[0x500] = 1u << 31 | 2;
+        var blob = new List<byte>(BitConverter.GetBytes((uint)units.Length * 4));
+        foreach (var u in units) blob.AddRange(BitConverter.GetBytes(u));
+        blob.AddRange("A\0 \0"u8.ToArray());
+        return blob.ToArray();
+    }
+
+    [Fact]
+    public void PrecompiledCharsmapAndWhitespaceRules()
+    {
+        var map = PrecompiledNormalizer.FromBytes(HandMadeCharsmap(), "test");
+        var normalized = new SentencePieceNormalizer(map, true, true, true).Normalize(AlignedText.Original("\tＡＡ  b\t"));
+        Assert.Equal("\u2581AA\u2581b", normalized.Text);
+        Assert.Equal((1, 3), normalized.Span(1, 3));
+        Assert.Equal("AA b ", map.Normalize(AlignedText.Original("ＡＡ b\t")).Text);
+
+        var dir = Directory.CreateDirectory(Path.Combine(temp, "precompiled")).FullName;
+        File.WriteAllText(Path.Combine(dir, "tokenizer.json"), """
+            {"normalizer": {"type": "Sequence", "normalizers": [{"type": "Precompiled", "precompiled_charsmap": "MAP"},
+                            {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]},
+             "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": true},
+             "model": {"type": "Unigram", "unk_id": 0, "vocab": [["<unk>", 0.0], ["\u2581AA", -1.0], ["\u2581b", -1.0]]}}
+            """.Replace("MAP", Convert.ToBase64String(HandMadeCharsmap())));
+        var tok = TokenizerLoader.Load(dir);
+        Assert.Equal(["\u2581AA", "\u2581b"], tok.Tokenize("ＡＡ\t\tb"));
+        Assert.Equal([new(0, 2), new(2, 5)], tok.Encode("ＡＡ\t\tb").Offsets!);
+    }
+
     [Fact]
     public void BrokenModelFilesNameTheFile()
     {
