@@ -78,6 +78,52 @@ public class TokenizationAllVariantsTests
         Assert.True(failures.Count == 0, $"{failures.Count} mismatches in {variant}:\n" + string.Join("\n", failures.Take(40)));
     }
 
+    /// <summary>
+    /// BERT's fast tokenizer: the tokenizer.json a WordPiece tokenizer writes, read by the generic pipeline, gives the
+    /// slow tokenizer's ids and text for every string, except decomposed text, which only the slow one puts in NFC.
+    /// </summary>
+    [Theory]
+    [InlineData("bert-cased")]
+    [InlineData("bert-cased-strip-accents")]
+    [InlineData("bert-uncased")]
+    [InlineData("bert-uncased-keep-accents")]
+    [InlineData("bert-uncased-no-cjk-split")]
+    public void BertTokenizerJsonThroughThePipelineMatches(string variant)
+    {
+        var (root, tok) = Open(variant);
+        var dir = Directory.CreateTempSubdirectory("unmask-bert-json-").FullName;
+        try
+        {
+            tok.Save(dir);
+            var fast = TokenizerJson.Load(dir);
+            var failures = new List<string>();
+            int compared = 0;
+            foreach (var c in root.GetProperty("cases").EnumerateArray())
+            {
+                var text = c.GetProperty("text").GetString()!;
+                if (text.Normalize(System.Text.NormalizationForm.FormC) != text) continue;
+                compared++;
+                var ids = Ints(c.GetProperty("input_ids"));
+                if (!ids.SequenceEqual(fast.Encode(text).InputIds)) failures.Add($"input_ids of {Show(text)}");
+                if (c.GetProperty("decoded").GetString() != fast.Decode(ids)) failures.Add($"decoded of {Show(text)}: {Show(fast.Decode(ids))}");
+                if (c.GetProperty("decoded_skip_special").GetString() != fast.Decode(ids, true))
+                    failures.Add($"decoded_skip_special of {Show(text)}: {Show(fast.Decode(ids, true))}");
+            }
+            foreach (var p in root.GetProperty("pairs").EnumerateArray())
+            {
+                var e = fast.Encode(p.GetProperty("text").GetString()!, p.GetProperty("text_pair").GetString()!);
+                if (!Ints(p.GetProperty("input_ids")).SequenceEqual(e.InputIds)) failures.Add($"pair input_ids of {p.GetProperty("text")}");
+                if (!Ints(p.GetProperty("token_type_ids")).SequenceEqual(e.TokenTypeIds)) failures.Add($"pair token_type_ids of {p.GetProperty("text")}");
+            }
+            Assert.True(compared > 160, $"only {compared} cases compared");
+            Assert.True(failures.Count == 0, $"{failures.Count} mismatches in {variant}:\n" + string.Join("\n", failures.Take(40)));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [Theory]
     [MemberData(nameof(Variants))]
     public void EveryPairMatches(string variant)
