@@ -73,6 +73,20 @@ public class TokenizationAllVariantsTests
             Check("decoded_skip_special", c.GetProperty("decoded_skip_special").GetString(), tok.Decode(ids, skipSpecialTokens: true));
             CheckSeq("word ids of special tokens", ids.Select((_, i) => i == 0 || i == ids.Length - 1).ToArray(),
                 encoded.WordIds.Select(w => w == null).ToArray());
+            var offsets = encoded.Offsets;
+            if (offsets == null)
+            {
+                if (text.Normalize(System.Text.NormalizationForm.FormC) == text) failures.Add($"no offsets for {Show(text)}");
+            }
+            else
+            {
+                for (int i = 1; i < offsets.Length - 1; i++)
+                {
+                    var (start, end) = (offsets[i].Start, offsets[i].End);
+                    if (start < 0 || end > text.Length || start > end || (i > 1 && start < offsets[i - 1].Start))
+                        failures.Add($"offset {i} ({start}, {end}) of {Show(text)}");
+                }
+            }
         }
         Assert.True(count > 100, $"only {count} cases in {variant}");
         Assert.True(failures.Count == 0, $"{failures.Count} mismatches in {variant}:\n" + string.Join("\n", failures.Take(40)));

@@ -41,6 +41,8 @@ public class TokenizationRealBertTests
         var e = FromPipeline.Encode("John Johanson's house");
         Assert.Equal([null, 0, 1, 1, 2, 3, 4, null], e.WordIds);
         Assert.Equal(new TokenOffset[] { new(0, 0), new(0, 4), new(5, 10), new(10, 13), new(13, 14), new(14, 15), new(16, 21), new(0, 0) }, e.Offsets);
+        Assert.Equal(e.Offsets, FromVocab.Encode("John Johanson's house").Offsets);
+        Assert.Equal(e.WordIds, FromVocab.Encode("John Johanson's house").WordIds);
         Assert.Equal("john johanson's house", FromPipeline.Decode(e.InputIds, skipSpecialTokens: true));
         Assert.True(FromPipeline.IsContinuation(FromPipeline.TokenToId("##son")!.Value));
         Assert.False(FromPipeline.IsContinuation(FromPipeline.TokenToId("son")!.Value));

@@ -35,6 +35,7 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     [ThreadStatic] static CharBuffer? scratch;
     string? fingerprint;
     SpecialTokenSet? specialTokenSet;
+    PipelineTokenizer? offsetTracker;
 
     /// <summary>
     /// A tokenizer over <paramref name="vocab"/> (id = index). Special tokens absent from the vocabulary are added
@@ -235,7 +236,34 @@ public sealed partial class WordPieceTokenizer : ITokenizer
                 sequenceIds[i] = sequence;
             }
         }
-        return new TokenizedText(ids, tokens, types, specialMask) { WordIds = wordIds, SequenceIds = sequenceIds };
+        return new TokenizedText(ids, tokens, types, specialMask)
+        {
+            WordIds = wordIds,
+            SequenceIds = sequenceIds,
+            OffsetsSource = () => OffsetsOf(ids, text, pair, addSpecialTokens, maxLength),
+        };
+    }
+
+    // The fast BERT pipeline tracks offsets through normalisation; it gives the same ids except where only the slow
+    // tokenizer's extra steps (NFC, lowercasing before special tokens are split off) matter.
+    TokenOffset[]? OffsetsOf(int[] ids, string text, string? pair, bool addSpecialTokens, int? maxLength)
+    {
+        var tracker = offsetTracker ??= new PipelineTokenizer(new PipelineSettings
+        {
+            Normalizer = new BertNormalizer(true, Normalization.TokenizeChineseChars, Normalization.StripAccents, Normalization.LowerCase),
+            PreTokenizer = new BertPreTokenizer(),
+            Model = new WordPieceModel(new Vocabulary(Enumerable.Range(0, VocabSize)
+                    .Where(id => tokenIds[idTokens[id]] == id).Select(id => KeyValuePair.Create(idTokens[id], id))),
+                SpecialTokens.Unk, ContinuationPrefix, MaxInputCharsPerWord),
+            PostProcessor = PostProcessor.Bert(SpecialTokens.Cls, ClsId, SpecialTokens.Sep, SepId),
+            AddedTokens = SpecialTokens.All().Select(t => new AddedToken(t, tokenIds[t], true)).ToArray(),
+            Slow = true,
+            Specials = Specials,
+            IsContinuationToken = _ => false,
+            Fingerprint = Fingerprint,
+        });
+        var tracked = tracker.Encode(text, pair, addSpecialTokens, maxLength);
+        return tracked.InputIds.AsSpan().SequenceEqual(ids) ? tracked.Offsets : null;
     }
 
     // HF "longest_first": a single text loses its tail; of a pair, the longer part loses one token at a time (the
