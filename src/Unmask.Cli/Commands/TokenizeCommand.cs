@@ -10,7 +10,7 @@ public static class TokenizeCommand
     public static Command Create(CliOutput io)
     {
         var model = ModelOptions.Model();
-        var noSpecial = new Option<bool>("--no-special") { Description = "Do not add [CLS]/[SEP]" };
+        var noSpecial = new Option<bool>("--no-special") { Description = "Do not add the special tokens ([CLS]/[SEP], <s>/</s>, ...)" };
         var json = ModelOptions.Json();
         var paddingSide = ModelOptions.PaddingSide("Pad the texts to the longest on this side and show the attention mask");
         var inputs = new TextInputs(withPairs: true);
