@@ -1,3 +1,4 @@
+using Unmask.Tokenization;
 using System.CommandLine;
 using Unmask.Inference;
 

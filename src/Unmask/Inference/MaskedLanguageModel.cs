@@ -17,13 +17,6 @@ public sealed record FillResult(string Text, IReadOnlyList<MaskFill> Masks);
 public sealed record ForwardResult(string Text, string? Pair, IReadOnlyList<string> Tokens, IReadOnlyList<int> InputIds,
     IReadOnlyList<int> TokenTypeIds, float[][] Logits);
 
-/// <summary>Which end of a shorter sequence the padding goes to (HF <c>padding_side</c>).</summary>
-public enum PaddingSide
-{
-    Right,
-    Left,
-}
-
 /// <summary>
 /// A model folder loaded for use: tokenizer plus model (any family <see cref="ModelLoader"/> supports), in eval mode.
 /// The CLI's commands call these methods.
@@ -34,13 +27,12 @@ public sealed class MaskedLanguageModel : IDisposable
     public IMaskedLmModel Model { get; }
 
     /// <summary>The tokenizer's own padding side (tokenizer_config.json <c>padding_side</c>, right when absent).</summary>
-    public PaddingSide DefaultPaddingSide { get; }
+    public PaddingSide DefaultPaddingSide => Tokenizer.PaddingSide;
 
-    MaskedLanguageModel(ITokenizer tokenizer, IMaskedLmModel model, PaddingSide defaultPaddingSide)
+    MaskedLanguageModel(ITokenizer tokenizer, IMaskedLmModel model)
     {
         Tokenizer = tokenizer;
         Model = model;
-        DefaultPaddingSide = defaultPaddingSide;
         Model.Module.eval();
     }
 
@@ -50,7 +42,7 @@ public sealed class MaskedLanguageModel : IDisposable
         var model = ModelLoader.Load(directory);
         try
         {
-            return new MaskedLanguageModel(TokenizerLoader.Load(directory), model, ReadPaddingSide(directory));
+            return new MaskedLanguageModel(TokenizerLoader.Load(directory), model);
         }
         catch
         {
@@ -175,28 +167,6 @@ public sealed class MaskedLanguageModel : IDisposable
         }
         var shape = new long[] { encodings.Count, length };
         return (tensor(ids, shape), tensor(mask, shape), tensor(types, shape)); // [batch, seq] each
-    }
-
-    static PaddingSide ReadPaddingSide(string directory)
-    {
-        var path = Path.Combine(directory, "tokenizer_config.json");
-        if (!File.Exists(path)) return PaddingSide.Right;
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("padding_side", out var side))
-                return PaddingSide.Right;
-            return side.GetString() switch
-            {
-                "left" => PaddingSide.Left,
-                "right" or null => PaddingSide.Right,
-                var other => throw new UnmaskException($"{path}: field 'padding_side' is '{other}'; expected 'left' or 'right'"),
-            };
-        }
-        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
-        {
-            throw new UnmaskException($"{path}: not a valid tokenizer config: {ex.Message}", ex);
-        }
     }
 
     public void Dispose() => Model.Dispose();
