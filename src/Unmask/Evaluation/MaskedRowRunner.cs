@@ -88,15 +88,7 @@ internal static class MaskedRowRunner
         }
     }
 
-    /// <summary>
-    /// Encodes without truncation and says why a text cannot be scored: nothing to score, or longer than the model takes.
-    /// </summary>
-    public static (TokenizedText Encoding, string? Problem) Encode(ScoringContext context, string text)
-    {
-        var encoding = context.Tokenizer.Encode(text);
-        return (encoding, Check(context, encoding));
-    }
-
+    /// <summary>Why an encoded text cannot be scored: nothing to score, or longer than the model takes (never truncated).</summary>
     public static string? Check(ScoringContext context, TokenizedText encoding)
     {
         if (encoding.SpecialTokensMask.All(s => s)) return "empty sentence: no token to score";

@@ -78,6 +78,9 @@ public sealed class PllScorer(ScoringContext context, PllOptions? options = null
 
     public ScoringContext Context => context;
 
+    /// <summary>Why <paramref name="text"/> cannot be scored (empty, or longer than the model takes), or null.</summary>
+    public string? Problem(string text) => MaskedRowRunner.Check(context, context.Tokenizer.Encode(text));
+
     /// <summary>Scores texts in input order. Texts that cannot be scored come back with a <see cref="PllResult.Problem"/>.</summary>
     public IReadOnlyList<PllResult> Score(IReadOnlyList<string> texts, IProgress<ScoringProgress>? progress = null, CancellationToken ct = default)
     {

@@ -1,0 +1,33 @@
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Unmask.Checkpoints;
+
+namespace Unmask.Evaluation;
+
+/// <summary>Writes an evaluation result as an indented JSON report, atomically (a reader never sees half a file).</summary>
+public static class EvalReport
+{
+    public static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
+    };
+
+    public static string ToJson<T>(T result) => JsonSerializer.Serialize(result, JsonOptions);
+
+    public static void Write<T>(string path, T result)
+    {
+        try
+        {
+            AtomicFile.WriteAllText(path, ToJson(result) + "\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UnmaskException($"{path}: cannot write the report ({e.Message})", e);
+        }
+    }
+}
