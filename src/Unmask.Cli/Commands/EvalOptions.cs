@@ -15,7 +15,7 @@ public static class EvalOptions
 
     public static Option<int> BatchTokens() => new("--batch-tokens")
     {
-        Description = "Most tokens (rows x padded length) per forward pass", DefaultValueFactory = _ => 8192,
+        Description = "Most tokens (rows x padded length) per forward pass", DefaultValueFactory = _ => new PllOptions().TokenBudget,
     };
 
     public static Option<bool> SkipBad() => new("--skip-bad")
@@ -25,16 +25,17 @@ public static class EvalOptions
 
     public static Option<string?> Report() => new("--report") { Description = "Also write the full result as a JSON report to this file" };
 
-    public static PllOptions PllOptions(ParseResult parse, Option<string> variant, Option<int> batchTokens)
+    public static int TokenBudget(ParseResult parse, Option<int> batchTokens)
     {
         int budget = parse.GetValue(batchTokens);
-        if (budget < 1) throw new UnmaskException($"--batch-tokens must be positive, got {budget}");
-        return new PllOptions
-        {
-            Variant = parse.GetValue(variant) == "word-l2r" ? PllVariant.WordL2R : PllVariant.Original,
-            TokenBudget = budget,
-        };
+        return budget >= 1 ? budget : throw new UnmaskException($"--batch-tokens must be positive, got {budget}");
     }
+
+    public static PllOptions PllOptions(ParseResult parse, Option<string> variant, Option<int> batchTokens) => new()
+    {
+        Variant = parse.GetValue(variant) == "word-l2r" ? PllVariant.WordL2R : PllVariant.Original,
+        TokenBudget = TokenBudget(parse, batchTokens),
+    };
 
     public static BadLinePolicy Policy(ParseResult parse, Option<bool> skipBad) => parse.GetValue(skipBad) ? BadLinePolicy.Skip : BadLinePolicy.Fail;
 

@@ -17,7 +17,12 @@ public static class EvalReport
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
     };
 
+    static readonly JsonSerializerOptions LineOptions = new(JsonOptions) { WriteIndented = false };
+
     public static string ToJson<T>(T result) => JsonSerializer.Serialize(result, JsonOptions);
+
+    /// <summary>The same JSON on one line, for JSON Lines output.</summary>
+    public static string ToJsonLine<T>(T result) => JsonSerializer.Serialize(result, LineOptions);
 
     public static void Write<T>(string path, T result)
     {

@@ -19,8 +19,11 @@ public sealed record PllOptions
 {
     public PllVariant Variant { get; init; } = PllVariant.Original;
 
-    /// <summary>Most tokens (rows × padded length) in one forward pass.</summary>
-    public int TokenBudget { get; init; } = 8192;
+    /// <summary>
+    /// Most tokens (rows × padded length) in one forward pass. Past a few thousand, activations outgrow the CPU caches
+    /// and throughput drops again (measured with bench mode=pll).
+    /// </summary>
+    public int TokenBudget { get; init; } = 2048;
 }
 
 /// <summary>The score of one token: natural-log probability of the true id with that position masked.</summary>
