@@ -16,6 +16,7 @@ public static class Cli
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             ScoreCommand.Create(io),
+            RescoreCommand.Create(io),
             EvalCommand.Create(io),
         };
         var parse = root.Parse(args);
