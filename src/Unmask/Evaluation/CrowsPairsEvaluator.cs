@@ -177,7 +177,7 @@ public static class CrowsPairsEvaluator
             lower, scores, issues);
     }
 
-    static CrowsMetric Metric(string name, IReadOnlyList<CrowsPairScore> scores)
+    internal static CrowsMetric Metric(string name, IReadOnlyList<CrowsPairScore> scores)
     {
         int counted = 0, neutral = 0, stereoTotal = 0, stereoCounted = 0, antiTotal = 0, antiCounted = 0;
         foreach (var s in scores)
@@ -207,7 +207,7 @@ public static class CrowsPairsEvaluator
             stereoTotal, stereoCounted, Ratio(stereoCounted, stereoTotal), antiTotal, antiCounted, Ratio(antiCounted, antiTotal));
     }
 
-    static AulMetric Aul(string name, IReadOnlyList<CrowsPairScore> scores)
+    internal static AulMetric Aul(string name, IReadOnlyList<CrowsPairScore> scores)
     {
         int more = scores.Count(s => s.MoreAul > s.LessAul);
         return new AulMetric(name, scores.Count, more, scores.Count == 0 ? double.NaN : (double)more / scores.Count);

@@ -87,9 +87,16 @@ public sealed class PllScorer(ScoringContext context, PllOptions? options = null
     /// <summary>Scores texts in input order. Texts that cannot be scored come back with a <see cref="PllResult.Problem"/>.</summary>
     public IReadOnlyList<PllResult> Score(IReadOnlyList<string> texts, IProgress<ScoringProgress>? progress = null, CancellationToken ct = default)
     {
-        var encodings = new TokenizedText[texts.Count];
-        Parallel.For(0, texts.Count, new ParallelOptions { CancellationToken = ct }, i => encodings[i] = context.Tokenizer.Encode(texts[i]));
-        return ScoreEncoded(encodings, texts, progress, ct);
+        // Each distinct text is scored once: repeated sentences (common in minimal-pair sets) cost nothing and always
+        // get identical scores, whatever batch rows they would have landed in.
+        var distinct = texts.Distinct(StringComparer.Ordinal).ToList();
+        var encodings = new TokenizedText[distinct.Count];
+        Parallel.For(0, distinct.Count, new ParallelOptions { CancellationToken = ct }, i => encodings[i] = context.Tokenizer.Encode(distinct[i]));
+        var results = ScoreEncoded(encodings, distinct, progress, ct);
+        if (distinct.Count == texts.Count) return results;
+        var byText = new Dictionary<string, PllResult>(StringComparer.Ordinal);
+        for (int i = 0; i < distinct.Count; i++) byText[distinct[i]] = results[i];
+        return texts.Select(t => byText[t]).ToList();
     }
 
     /// <summary>Scores already encoded inputs (with special tokens), e.g. ids taken from a reference file.</summary>
