@@ -217,7 +217,7 @@ public static class CrowsPairsEvaluator
     /// Python's round(x, 3) as an integer count of thousandths: the exact binary value times 1000, rounded half to
     /// even. Comparing these is comparing Python's rounded floats (two such floats are equal exactly when the counts are).
     /// </summary>
-    public static BigInteger RoundTo3(double x)
+    internal static BigInteger RoundTo3(double x)
     {
         if (!double.IsFinite(x)) throw new ArgumentOutOfRangeException(nameof(x), "not a finite score");
         long bits = BitConverter.DoubleToInt64Bits(x);

@@ -6,7 +6,7 @@ namespace Unmask.Evaluation;
 /// RFC 4180 CSV as Python's csv module reads it by default: comma-separated, fields in double quotes may hold commas,
 /// line breaks and doubled quotes. Each record comes with the line it starts on.
 /// </summary>
-public static class CsvReader
+internal static class CsvReader
 {
     public static List<(int Line, string[] Fields)> Parse(string text, string source)
     {

@@ -5,7 +5,7 @@ namespace Unmask.Evaluation;
 /// CrowS-Pairs uses to find the tokens two sentences share. Ties between equally long matches resolve the way difflib's
 /// do (earliest in a, then earliest in b), so the shared positions are the same as the official script's.
 /// </summary>
-public static class SequenceMatcher
+internal static class SequenceMatcher
 {
     public readonly record struct Block(int A, int B, int Size);
 
