@@ -122,7 +122,7 @@ public class EvalCliTests : IDisposable
         Assert.Equal(2, result.GetProperty("aul_overall").GetProperty("pairs").GetInt32());
         (code, stdout, stderr) = CliTests.Run("eval", "crows-pairs", "--model", Model("bert-uncased"), "--data", csv);
         Assert.True(code == 0, stderr);
-        Assert.Contains("AUL score", stdout);
+        Assert.Contains("AUL %", stdout);
     }
 
     [Fact]

@@ -61,6 +61,22 @@ public class PllScorerTests
     }
 
     [Fact]
+    public void ScoresGivenIdsWithoutTheTokenizer()
+    {
+        // The path for ids that come from elsewhere (another family's tokenizer, a reference file).
+        var reference = Reference("bert-cased").GetProperty("sentences").EnumerateArray().ToList();
+        var encodings = reference.Select(s =>
+        {
+            var ids = s.GetProperty("input_ids").EnumerateArray().Select(i => i.GetInt32()).ToArray();
+            return new TokenizedText(ids, s.GetProperty("tokens").EnumerateArray().Select(t => t.GetString()!).ToArray(), new int[ids.Length],
+                s.GetProperty("special_tokens_mask").EnumerateArray().Select(m => m.GetInt32() == 1).ToArray());
+        }).ToList();
+        var results = new PllScorer(ScoringContext.From(Model("bert-cased"))).ScoreEncoded(encodings);
+        for (int i = 0; i < reference.Count; i++)
+            Assert.Equal(reference[i].GetProperty("pll").GetDouble(), results[i].Pll, 1e-3);
+    }
+
+    [Fact]
     public void WordL2RMasksTheLaterPiecesOfAWordAndNothingElse()
     {
         var mlm = Model("bert-uncased");

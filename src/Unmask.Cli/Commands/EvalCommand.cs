@@ -105,8 +105,8 @@ public static class EvalCommand
             EvalOptions.Warn(io, result.Issues);
             Finish(io, parse, json, report, result, r =>
             {
-                var table = new Table().Title($"CrowS-Pairs metric (stereotype-preferring %, 50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
-                    .AddColumns("bias type", "pairs", "metric score", "neutral", "stereotype score", "anti-stereotype score", "AUL score");
+                var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
+                    .AddColumns("bias type", "pairs", "metric %", "neutral", "stereo %", "anti %", "AUL %");
                 var aul = r.AulByBiasType.ToDictionary(a => a.Name);
                 foreach (var m in r.ByBiasType.Append(r.Overall))
                 {
