@@ -16,6 +16,8 @@ public static class EvalCommand
         Mlm(io),
     };
 
+    static Option<bool> ResultJson() => new("--json") { Description = "Print the whole result as one line of JSON" };
+
     static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
 
     static string Percent(double v) => double.IsNaN(v) ? "-" : (100 * v).ToString("F1", CultureInfo.InvariantCulture);
@@ -38,7 +40,7 @@ public static class EvalCommand
         var variant = EvalOptions.Variant();
         var batchTokens = EvalOptions.BatchTokens();
         var skipBad = EvalOptions.SkipBad();
-        var json = ModelOptions.Json();
+        var json = ResultJson();
         var report = EvalOptions.Report();
         var command = new Command("blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct")
         {
@@ -85,7 +87,7 @@ public static class EvalCommand
         var lowercase = new Option<bool?>("--lowercase") { Description = "Lower-case the sentences first (default: when the tokenizer lower-cases)" };
         var batchTokens = EvalOptions.BatchTokens();
         var skipBad = EvalOptions.SkipBad();
-        var json = ModelOptions.Json();
+        var json = ResultJson();
         var report = EvalOptions.Report();
         var command = new Command("crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type")
         {
@@ -131,7 +133,7 @@ public static class EvalCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0x5eed, Description = "Seed of the masked copy" };
         var maxSequences = new Option<long?>("--max-sequences") { Description = "Evaluate only the first N packed sequences" };
         var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
-        var json = ModelOptions.Json();
+        var json = ResultJson();
         var report = EvalOptions.Report();
         var command = new Command("mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus")
         {

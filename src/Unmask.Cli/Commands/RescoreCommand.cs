@@ -21,7 +21,7 @@ public static class RescoreCommand
         var variant = EvalOptions.Variant();
         var batchTokens = EvalOptions.BatchTokens();
         var skipBad = EvalOptions.SkipBad();
-        var json = ModelOptions.Json();
+        var json = new Option<bool>("--json") { Description = "Print JSON Lines, one object per utterance, then a summary line when there are references or systems" };
         var report = EvalOptions.Report();
         var command = new Command("rescore",
             "Rescore n-best lists with PLL; WER before and after when references are given; rank systems by pseudo-perplexity without references")
