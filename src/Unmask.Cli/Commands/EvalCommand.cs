@@ -153,7 +153,7 @@ public static class EvalCommand
             if (options.MaxSequences is < 1) throw new UnmaskException($"--max-sequences must be positive, got {options.MaxSequences}");
             using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
             var result = EvalOptions.WithProgress(io, "masked-token evaluation",
-                p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct));
+                p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct), "sequences");
             Finish(io, parse, json, report, result, r =>
             {
                 var table = new Table().Title($"MLM evaluation: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()})").AddColumns("", "value");

@@ -48,7 +48,7 @@ public static class EvalOptions
     /// Runs long scoring work with a progress bar on stderr when it is a terminal, otherwise a plain line on stderr
     /// at most every 15 seconds.
     /// </summary>
-    public static T WithProgress<T>(CliOutput io, string label, Func<IProgress<ScoringProgress>, T> run)
+    public static T WithProgress<T>(CliOutput io, string label, Func<IProgress<ScoringProgress>, T> run, string unit = "masked copies")
     {
         bool interactive = io.Console.Profile.Capabilities.Interactive && !Console.IsErrorRedirected;
         if (!interactive)
@@ -58,7 +58,7 @@ public static class EvalOptions
             {
                 if (DateTime.UtcNow - last < TimeSpan.FromSeconds(15)) return;
                 last = DateTime.UtcNow;
-                io.Error.WriteLine($"{label}: {p.RowsDone:N0}/{p.RowsTotal:N0} masked copies ({(double)p.RowsDone / Math.Max(p.RowsTotal, 1):P0})");
+                io.Error.WriteLine($"{label}: {p.RowsDone:N0}/{p.RowsTotal:N0} {unit} ({(double)p.RowsDone / Math.Max(p.RowsTotal, 1):P0})");
             }));
         }
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
