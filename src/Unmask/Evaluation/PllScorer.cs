@@ -42,7 +42,7 @@ public sealed record PllResult(string Text, IReadOnlyList<TokenScore> Tokens, do
     public bool IsScored => Problem is null;
 }
 
-/// <summary>Progress of a long scoring run, in model rows (one masked copy is one row).</summary>
+/// <summary>Progress of a long evaluation: masked copies for PLL scoring (one copy is one model row), sequences for MLM evaluation.</summary>
 public sealed record ScoringProgress(long RowsDone, long RowsTotal);
 
 /// <summary>
