@@ -28,7 +28,7 @@ static class PllBench
         torch.manual_seed(0);
         using var model = BertForMaskedLM.Create(BertConfig.Preset(size, tokenizer.VocabSize));
         model.eval();
-        var context = new ScoringContext(tokenizer, new BertScoringModel(model));
+        var context = new ScoringContext(tokenizer, new MaskedLmScoringModel(model));
         int threads = torch.get_num_threads();
         Console.WriteLine($"PLL: BERT {size} (vocab {tokenizer.VocabSize}, {model.ParameterCount:N0} parameters), {threads} threads, BLiMP good sentences");
 

@@ -77,6 +77,15 @@ public class EvalCliTests : IDisposable
     }
 
     [Fact]
+    public void ScoreRefusesAModelWithoutAMaskedLmHead()
+    {
+        var (code, stdout, stderr) = CliTests.Run("score", "--model", Model("electra-discriminator"), "the floor.");
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Equal("error: ElectraForPreTraining has no masked-language-model head (it predicts replaced tokens), so it cannot score text", stderr.Trim());
+    }
+
+    [Fact]
     public void ScoreTableEndsWithPseudoPerplexity()
     {
         var (code, stdout, stderr) = CliTests.Run("score", "--model", Model("bert-uncased"), "--variant", "word-l2r", "the floor.", "mistakes are normal.");

@@ -287,8 +287,8 @@ public class EvaluationTests : IDisposable
         var data = Unmask.Data.Corpus.Load(corpus);
         var ids = data.Train.SelectMany(l => tokenizer.Encode(l, addSpecialTokens: false).InputIds.Append(tokenizer.SepId)).ToList();
         int inner = options.MaxSeqLength - 2, count = ids.Count / inner;
-        var vocab = new Unmask.Masking.MaskingVocabulary(Uncased.Model.Config.VocabSize, tokenizer.MaskId,
-            Enumerable.Range(0, Uncased.Model.Config.VocabSize).Select(i => i >= tokenizer.VocabSize || tokenizer.IsSpecial(i)).ToArray());
+        var vocab = new Unmask.Masking.MaskingVocabulary(Uncased.Model.HfConfig.VocabSize, tokenizer.MaskId,
+            Enumerable.Range(0, Uncased.Model.HfConfig.VocabSize).Select(i => i >= tokenizer.VocabSize || tokenizer.IsSpecial(i)).ToArray());
         var masking = new Unmask.Masking.RandomMasking(new Unmask.Masking.MaskingOptions(), vocab);
         var sequences = Enumerable.Range(0, count).Select(s => new long[] { tokenizer.ClsId }.Concat(ids.Skip(s * inner).Take(inner).Select(i => (long)i)).Append(tokenizer.SepId).ToArray()).ToArray();
         var batch = masking.Apply(sequences.SelectMany(s => s).ToArray(), count, options.MaxSeqLength, new Random(options.Seed), 0);

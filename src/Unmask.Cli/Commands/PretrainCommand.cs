@@ -35,11 +35,12 @@ public static partial class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
+        var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining a Hugging Face BERT/RoBERTa model folder, with its own tokenizer and config" };
 
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
             corpus, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            maskRate, maskSplit, vocab, dropout, cased, precision, seed, saveSteps, resume,
+            maskRate, maskSplit, vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom,
         };
         command.SetAction(parse => io.Guard(() =>
         {
@@ -71,6 +72,7 @@ public static partial class PretrainCommand
                         Output = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)),
                         Size = parse.GetValue(size)!,
                         ConfigPath = parse.GetValue(config),
+                        InitFrom = parse.GetValue(initFrom) is { } init ? Path.GetFullPath(init) : null,
                         MaxSteps = parse.GetValue(steps),
                         MaxTokens = parse.GetValue(tokens),
                         MaxTime = maxTime,

@@ -28,15 +28,24 @@ public interface IScoringModel
 /// <summary>A tokenizer and a scoring model that belong together.</summary>
 public sealed record ScoringContext(ITokenizer Tokenizer, IScoringModel Model)
 {
-    public static ScoringContext From(MaskedLanguageModel mlm) => new(mlm.Tokenizer, new BertScoringModel(mlm.Model));
+    public static ScoringContext From(MaskedLanguageModel mlm) => new(mlm.Tokenizer, new MaskedLmScoringModel(mlm.Model));
 }
 
-/// <summary>BERT through its sparse-prediction path: labels other than -100 choose the rows the head runs on.</summary>
-public sealed class BertScoringModel(BertForMaskedLM model) : IScoringModel
+/// <summary>Any family's masked-LM head through its sparse-prediction path: labels other than -100 choose the rows the head runs on.</summary>
+public sealed class MaskedLmScoringModel : IScoringModel
 {
-    public int MaxSequenceLength => model.Config.MaxPositionEmbeddings;
+    readonly IMaskedLmModel model;
 
-    public int VocabSize => model.Config.VocabSize;
+    public MaskedLmScoringModel(IMaskedLmModel model)
+    {
+        if (model.Head != HeadKind.MaskedLm)
+            throw new UnmaskException($"{model.Architecture} has no masked-language-model head (it predicts replaced tokens), so it cannot score text");
+        this.model = model;
+    }
+
+    public int MaxSequenceLength => model.MaxSequenceLength;
+
+    public int VocabSize => model.HfConfig.VocabSize;
 
     public Tensor LogitsAt(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds, Tensor selected)
     {
@@ -44,7 +53,7 @@ public sealed class BertScoringModel(BertForMaskedLM model) : IScoringModel
         // The label values only feed a loss nobody reads; 0 is a valid class for every vocabulary.
         var labels = where(selected, zeros_like(inputIds), full_like(inputIds, -100L)); // [batch, seq]
         // Not disposed here: the scope frees the loss and hidden state, and the logits leave it.
-        var output = model.Forward(inputIds, attentionMask, tokenTypeIds, labels, sparsePrediction: true);
+        var output = model.Forward(inputIds, attentionMask, model.UsesTokenTypeIds ? tokenTypeIds : null, labels, sparsePrediction: true);
         return output.Logits.MoveToOuterDisposeScope(); // [n, vocab]
     }
 }
