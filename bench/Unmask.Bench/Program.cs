@@ -10,7 +10,14 @@ using static TorchSharp.torch;
 // Times the default corpus's data path (extraction, tokenizer training, encoding), then pretraining throughput on
 // synthetic token ids and model FLOPs utilisation against this machine's measured bf16 and fp32 GEMM rates.
 //   dotnet run -c Release --project bench/Unmask.Bench [-- sizes=tiny,mini steps=12 batch=16 seq=128 vocab=16384 data=yes|no]
+// PLL scoring, batched against the plain loop:
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=pll [sentences=200 loop-sentences=40 size=mini batch-tokens=2048]
 var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
+if (settings.GetValueOrDefault("mode") == "pll")
+{
+    PllBench.Run(settings);
+    return;
+}
 string[] sizes = settings.GetValueOrDefault("sizes", "tiny,mini").Split(',');
 int steps = int.Parse(settings.GetValueOrDefault("steps", "12"));
 int batch = int.Parse(settings.GetValueOrDefault("batch", "16"));

@@ -15,6 +15,9 @@ public static class Cli
             FillCommand.Create(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
+            ScoreCommand.Create(io),
+            RescoreCommand.Create(io),
+            EvalCommand.Create(io),
         };
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = output, Error = error };
