@@ -16,6 +16,9 @@ public static class Cli
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),
+            ScoreCommand.Create(io),
+            RescoreCommand.Create(io),
+            EvalCommand.Create(io),
         };
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = output, Error = error };

@@ -73,7 +73,7 @@ public class BertConfigTests : IDisposable
         {
             ("""{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "position_embedding_type": "relative_key"}""", "position_embedding_type"),
             ("""{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "hidden_act": "swish"}""", "hidden_act"),
-            ("""{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "model_type": "roberta"}""", "model_type"),
+            ("""{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 8, "model_type": "gpt2"}""", "model_type"),
             ("""{"vocab_size": 10, "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 3, "intermediate_size": 8}""", "num_attention_heads"),
         })
         {

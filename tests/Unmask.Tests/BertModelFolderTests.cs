@@ -76,10 +76,10 @@ public class BertModelFolderTests : IDisposable
         Assert.Contains(empty, noConfig.Message);
         Assert.Contains("config.json", noConfig.Message);
 
-        var roberta = Path.Combine(SharedFixtures.HfReference, "models", "roberta");
-        var unsupported = Assert.Throws<UnmaskException>(() => ModelFolder.LoadBert(roberta));
-        Assert.Contains(roberta, unsupported.Message);
-        Assert.Contains("model_type", unsupported.Message);
+        var distilbert = Path.Combine(SharedFixtures.HfReference, "models", "distilbert");
+        var otherFamily = Assert.Throws<UnmaskException>(() => ModelFolder.LoadBert(distilbert));
+        Assert.Contains(distilbert, otherFamily.Message);
+        Assert.Contains("DistilBertForMaskedLM", otherFamily.Message);
 
         var noWeights = Path.Combine(root, "no-weights");
         Directory.CreateDirectory(noWeights);

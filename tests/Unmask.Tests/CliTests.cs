@@ -65,6 +65,33 @@ public class CliTests : IDisposable
         Assert.Equal("[CLS]", lines[0].GetProperty("tokens")[0].GetString());
     }
 
+    [Theory]
+    [InlineData("roberta")]
+    [InlineData("roberta-add-prefix-space")]
+    [InlineData("modernbert-bpe")]
+    public void TokenizeByteLevelBpeFoldersGivesTransformersIds(string variant)
+    {
+        using var fixture = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedFixtures.HfReference, "tokenizer-cases", variant + ".json")));
+        var folder = Path.Combine(SharedFixtures.HfReference, fixture.RootElement.GetProperty("tokenizer_dir").GetString()!);
+        var cases = fixture.RootElement.GetProperty("cases").EnumerateArray().Where(c => c.GetProperty("text").GetString()!.Length > 0).Take(12).ToList();
+        var (code, stdout, stderr) = Run(["tokenize", "--model", folder, "--json", .. cases.Select(c => c.GetProperty("text").GetString()!)]);
+        Assert.True(code == 0, stderr);
+        var lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        Assert.Equal(cases.Count, lines.Count);
+        for (int i = 0; i < cases.Count; i++)
+        {
+            Assert.Equal(cases[i].GetProperty("text").GetString(), lines[i].GetProperty("text").GetString());
+            Assert.Equal(cases[i].GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32()),
+                lines[i].GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32()));
+            Assert.Equal(cases[i].GetProperty("decoded").GetString(), lines[i].GetProperty("decoded").GetString());
+            var tokens = lines[i].GetProperty("tokens").EnumerateArray().Select(x => x.GetString()).ToArray();
+            Assert.Equal(cases[i].GetProperty("tokens").EnumerateArray().Select(x => x.GetString()), tokens[1..^1]);
+        }
+        var (tableCode, table, tableErr) = Run("tokenize", "--model", folder, "Hello, World!");
+        Assert.True(tableCode == 0, tableErr);
+        Assert.Contains("Hello", table);
+    }
+
     [Fact]
     public void FillRanksMaskCandidatesLikeTheReference()
     {

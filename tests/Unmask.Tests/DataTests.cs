@@ -79,6 +79,18 @@ public class DataTests : IDisposable
         Assert.Contains("notjson.jsonl:1: not valid JSON", Assert.Throws<UnmaskException>(() => Corpus.Load(notJson)).Message);
     }
 
+    [Fact]
+    public void Latin1FallbackReadsTheWholeFileAsLatin1AndLeavesUtf8FilesAlone()
+    {
+        var latin1 = Path.Combine(_dir.FullName, "latin1.txt");
+        File.WriteAllBytes(latin1, [.. Encoding.Latin1.GetBytes("na\u00EFve first line\r\nsecond\n"), 0x63, 0x61, 0x66, 0xE9, 0x0A]);
+        var utf8 = Write("utf8.txt", "d\u00E9j\u00E0 vu\n");
+        var corpus = Corpus.Load(_dir.FullName, latin1Fallback: true);
+        Assert.Equal(["caf\u00E9", "d\u00E9j\u00E0 vu", "na\u00EFve first line", "second"],
+            corpus.Train.Concat(corpus.Validation).Order(StringComparer.Ordinal));
+        Assert.Contains("latin1.txt:1: not valid UTF-8", Assert.Throws<UnmaskException>(() => Corpus.Load(latin1)).Message);
+    }
+
     static int[] FakeEncode(string line) => line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(w => 5 + (w.Length * 7 + w[0]) % 90).ToArray();
 
     [Fact]

@@ -135,9 +135,14 @@ public sealed class TokenizationFilesTests : IDisposable
         Assert.Contains("vocab.txt", e.Message);
         Assert.Contains("tokenizer.json", e.Message);
 
-        var bpe = NewDir("bpe");
-        File.WriteAllText(Path.Combine(bpe, "tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}");
-        Assert.Contains("BPE", Assert.Throws<UnmaskException>(() => TokenizerLoader.Load(bpe)).Message);
+        var foo = NewDir("foo");
+        File.WriteAllText(Path.Combine(foo, "tokenizer.json"), "{\"model\": {\"type\": \"Foo\", \"vocab\": {}}}");
+        e = Assert.Throws<UnmaskException>(() => TokenizerLoader.Load(foo));
+        Assert.Contains("tokenizer.json: model.type 'Foo' is not supported (supported: BPE, WordPiece, Unigram)", e.Message);
+
+        var noMerges = NewDir("nomerges");
+        File.WriteAllText(Path.Combine(noMerges, "tokenizer.json"), "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}");
+        Assert.Contains("model.merges", Assert.Throws<UnmaskException>(() => TokenizerLoader.Load(noMerges)).Message);
 
         var noUnk = NewDir("nounk");
         File.WriteAllText(Path.Combine(noUnk, "vocab.txt"), "[PAD]\n[CLS]\n[SEP]\n[MASK]\na\n");

@@ -13,6 +13,9 @@ public class TokenizationRealBertTests
     static readonly WordPieceTokenizer FromJson =
         WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer, WordPieceSource.TokenizerJson);
 
+    // The same tokenizer.json read by the generic pipeline, with the fast tokenizer's semantics.
+    static readonly PipelineTokenizer FromPipeline = TokenizerJson.Load(SharedFixtures.BertBaseUncasedTokenizer);
+
     [Fact]
     public void KnownIds()
     {
@@ -31,6 +34,18 @@ public class TokenizationRealBertTests
             Assert.Null(tok.ModelMaxLength);
         }
         Assert.Equal(FromVocab.Fingerprint, FromJson.Fingerprint);
+
+        Assert.Equal(30522, FromPipeline.VocabSize);
+        Assert.Equal((0, 100, 101, 102, 103), (FromPipeline.PadId, FromPipeline.UnkId, FromPipeline.ClsId, FromPipeline.SepId, FromPipeline.MaskId));
+        Assert.Equal(["john", "johan", "##son", "'", "s", "house"], FromPipeline.Tokenize("John Johanson's house"));
+        var e = FromPipeline.Encode("John Johanson's house");
+        Assert.Equal([null, 0, 1, 1, 2, 3, 4, null], e.WordIds);
+        Assert.Equal(new TokenOffset[] { new(0, 0), new(0, 4), new(5, 10), new(10, 13), new(13, 14), new(14, 15), new(16, 21), new(0, 0) }, e.Offsets);
+        Assert.Equal(e.Offsets, FromVocab.Encode("John Johanson's house").Offsets);
+        Assert.Equal(e.WordIds, FromVocab.Encode("John Johanson's house").WordIds);
+        Assert.Equal("john johanson's house", FromPipeline.Decode(e.InputIds, skipSpecialTokens: true));
+        Assert.True(FromPipeline.IsContinuation(FromPipeline.TokenToId("##son")!.Value));
+        Assert.False(FromPipeline.IsContinuation(FromPipeline.TokenToId("son")!.Value));
     }
 
     [Fact]
@@ -73,6 +88,11 @@ public class TokenizationRealBertTests
             Assert.Equal(a.InputIds, b.InputIds);
             Assert.Equal(a.TokenTypeIds, b.TokenTypeIds);
             Assert.True(a.InputIds.Length <= 32);
+            var whole = FromVocab.Encode(row[more], row[less]);
+            var pipeline = FromPipeline.Encode(row[more], row[less]);
+            Assert.Equal(whole.InputIds, pipeline.InputIds);
+            Assert.Equal(whole.TokenTypeIds, pipeline.TokenTypeIds);
+            Assert.Equal(Math.Min(32, whole.InputIds.Length), FromPipeline.Encode(row[more], row[less], maxLength: 32).InputIds.Length);
         }
     }
 
@@ -81,6 +101,8 @@ public class TokenizationRealBertTests
         var a = FromVocab.Encode(sentence).InputIds;
         var b = FromJson.Encode(sentence).InputIds;
         Assert.True(a.SequenceEqual(b), $"{where}: {JsonSerializer.Serialize(sentence)} gives [{string.Join(", ", a)}] from vocab.txt but [{string.Join(", ", b)}] from tokenizer.json");
+        var c = FromPipeline.Encode(sentence).InputIds;
+        Assert.True(a.SequenceEqual(c), $"{where}: {JsonSerializer.Serialize(sentence)} gives [{string.Join(", ", a)}] from vocab.txt but [{string.Join(", ", c)}] from the tokenizer.json pipeline");
         Assert.True(a.Length > 2 && a[0] == 101 && a[^1] == 102, $"{where}: {sentence}");
     }
 

@@ -1,4 +1,6 @@
+using Unmask.Tokenization;
 using System.CommandLine;
+using Unmask.Inference;
 
 namespace Unmask.Cli.Commands;
 
@@ -8,6 +10,8 @@ public static class ModelOptions
     public static Option<string> Model() => new("--model") { Description = "Model folder (Hugging Face layout)", Required = true };
 
     public static Option<bool> Json() => new("--json") { Description = "Print JSON Lines, one object per input text" };
+
+    public static Option<PaddingSide?> PaddingSide(string description) => new("--padding-side") { Description = description };
 
     public static string ExistingFolder(string path) =>
         Directory.Exists(path) ? path : throw new UnmaskException($"{path}: model folder not found");

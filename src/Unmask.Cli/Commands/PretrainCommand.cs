@@ -11,6 +11,8 @@ public static partial class PretrainCommand
     public static Command Create(CliOutput io)
     {
         var corpus = new Option<string?>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the .NET SDK's API documentation" };
+        var encoding = new Option<string>("--encoding") { DefaultValueFactory = _ => "utf-8", Description = "utf-8 (reject other bytes) or auto (files that are not UTF-8 are read as Latin-1)" };
+        encoding.AcceptOnlyFromAmong("utf-8", "auto");
         var output = new Option<string?>("--output") { Description = "Run folder; default runs/<date-time>" };
         var size = new Option<string>("--size") { Description = "tiny, mini, small, medium or base", DefaultValueFactory = _ => "mini" };
         var config = new Option<string?>("--config") { Description = "A Hugging Face config.json instead of a size preset" };
@@ -32,11 +34,12 @@ public static partial class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
+        var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining a Hugging Face BERT/RoBERTa model folder, with its own tokenizer and config" };
 
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
-            corpus, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            vocab, dropout, cased, precision, seed, saveSteps, resume,
+            corpus, encoding, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
+            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom,
         };
         var masking = new MaskingArguments();
         masking.AddTo(command);
@@ -67,9 +70,11 @@ public static partial class PretrainCommand
                     var options = new PretrainOptions
                     {
                         Corpus = parse.GetValue(corpus),
+                        CorpusLatin1Fallback = parse.GetValue(encoding) == "auto",
                         Output = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)),
                         Size = parse.GetValue(size)!,
                         ConfigPath = parse.GetValue(config),
+                        InitFrom = parse.GetValue(initFrom) is { } init ? Path.GetFullPath(init) : null,
                         MaxSteps = parse.GetValue(steps),
                         MaxTokens = parse.GetValue(tokens),
                         MaxTime = maxTime,

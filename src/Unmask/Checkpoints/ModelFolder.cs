@@ -13,7 +13,7 @@ public static class ModelFolder
     /// folder it is given (tokenizer files), into a temporary sibling folder that then takes the place of
     /// <paramref name="dir"/>. An existing model folder (or empty folder) there is replaced; any other folder is left alone.
     /// </summary>
-    public static void Save(string dir, BertForMaskedLM model, Action<string>? writeExtraFiles = null)
+    public static void Save(string dir, IMaskedLmModel model, Action<string>? writeExtraFiles = null)
     {
         var target = Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
         var name = Path.GetFileName(target);
@@ -27,7 +27,7 @@ public static class ModelFolder
         Directory.CreateDirectory(temp);
         try
         {
-            model.Config.Save(Path.Combine(temp, ConfigFileName));
+            model.HfConfig.Save(Path.Combine(temp, ConfigFileName));
             SafeTensors.Save(Path.Combine(temp, WeightsFileName), model.StateDictForSave());
             writeExtraFiles?.Invoke(temp);
             Replace(target, temp);
@@ -39,45 +39,17 @@ public static class ModelFolder
         }
     }
 
-    /// <summary>Reads a BERT masked-LM model from config.json and model.safetensors, in eval mode.</summary>
+    /// <summary>Reads a model of any supported family (see <see cref="ModelLoader"/>), in eval mode.</summary>
+    public static IMaskedLmModel Load(string dir) => ModelLoader.Load(dir);
+
+    /// <summary>Reads a BERT-family masked-LM model (BERT, RoBERTa, XLM-RoBERTa), in eval mode.</summary>
     public static BertForMaskedLM LoadBert(string dir)
     {
-        if (!Directory.Exists(dir)) throw new UnmaskException($"Model folder '{dir}' does not exist.");
-        var configPath = Path.Combine(dir, ConfigFileName);
-        if (!File.Exists(configPath))
-            throw new UnmaskException($"Model folder '{dir}' has no {ConfigFileName}; is it a Hugging Face model folder?");
-        var weightsPath = Path.Combine(dir, WeightsFileName);
-        if (!File.Exists(weightsPath))
-        {
-            var hint = File.Exists(Path.Combine(dir, "pytorch_model.bin")) ? " (pytorch_model.bin is not supported; convert it to safetensors)" : "";
-            throw new UnmaskException($"Model folder '{dir}' has no {WeightsFileName}{hint}.");
-        }
-
-        var config = BertConfig.Load(configPath);
-        var model = BertForMaskedLM.Create(config);
-        try
-        {
-            var tensors = SafeTensors.Load(weightsPath);
-            try
-            {
-                model.LoadHfStateDict(tensors);
-            }
-            catch (UnmaskException ex)
-            {
-                throw new UnmaskException($"{weightsPath}: {ex.Message}", ex);
-            }
-            finally
-            {
-                foreach (var tensor in tensors.Values) tensor.Dispose();
-            }
-        }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.eval();
-        return model;
+        var model = ModelLoader.Load(dir);
+        if (model is BertForMaskedLM bert) return bert;
+        var architecture = model.Architecture;
+        model.Dispose();
+        throw new UnmaskException($"Model folder '{dir}' holds a {architecture}; a BERT-family masked LM (model_type 'bert', 'roberta' or 'xlm-roberta') is needed here.");
     }
 
     static bool IsReplaceable(string folder) =>

@@ -15,9 +15,11 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
     const ulong ValidationModulus = 100;
 
     /// <summary>Loads <paramref name="path"/> (a file or folder), or the .NET SDK's API documentation when null.</summary>
-    public static Corpus Load(string? path, CancellationToken ct = default)
+    /// <param name="latin1Fallback">Read a file that is not valid UTF-8 as ISO-8859-1 (every byte a character)
+    /// instead of rejecting it; old Project Gutenberg texts are often Latin-1.</param>
+    public static Corpus Load(string? path, CancellationToken ct = default, bool latin1Fallback = false)
     {
-        var corpus = path is null ? SdkDocsCorpus.Load(ct) : LoadFiles(path, ct);
+        var corpus = path is null ? SdkDocsCorpus.Load(ct) : LoadFiles(path, latin1Fallback, ct);
         if (corpus.Train.Count == 0)
             throw new UnmaskException($"{path ?? corpus.Name}: the corpus is empty (no non-blank line)");
         return corpus;
@@ -48,7 +50,7 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
 
     static bool IsSupported(string file) => Extensions.Any(e => file.EndsWith(e, StringComparison.OrdinalIgnoreCase));
 
-    static Corpus LoadFiles(string path, CancellationToken ct)
+    static Corpus LoadFiles(string path, bool latin1Fallback, CancellationToken ct)
     {
         string root;
         List<string> files;
@@ -73,7 +75,7 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
             ct.ThrowIfCancellationRequested();
             var relative = Path.GetRelativePath(root, file);
             bool json = file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".jsonl.gz", StringComparison.OrdinalIgnoreCase);
-            foreach (var (line, number) in ReadLines(file))
+            foreach (var (line, number) in ReadLines(file, latin1Fallback))
             {
                 var text = (json ? JsonText(file, line, number) : line).Trim();
                 if (text.Length == 0) continue;
@@ -83,8 +85,11 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
         return new Corpus(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path))), train, validation);
     }
 
-    /// <summary>Lines of a (possibly gzip-compressed) UTF-8 file; invalid UTF-8 is an error naming file and line.</summary>
-    static IEnumerable<(string Line, int Number)> ReadLines(string file)
+    /// <summary>
+    /// Lines of a (possibly gzip-compressed) UTF-8 file; invalid UTF-8 is an error naming file and line, or, with the
+    /// fallback, makes the whole file read as Latin-1 (a mixed reading would garble the lines before the first bad byte).
+    /// </summary>
+    static IEnumerable<(string Line, int Number)> ReadLines(string file, bool latin1Fallback)
     {
         byte[] bytes;
         try
@@ -99,7 +104,18 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
         {
             throw new UnmaskException($"{file}: not a valid gzip file ({e.Message})", e);
         }
-        var strict = new UTF8Encoding(false, throwOnInvalidBytes: true);
+        Encoding encoding = new UTF8Encoding(false, throwOnInvalidBytes: true);
+        if (latin1Fallback)
+        {
+            try
+            {
+                encoding.GetCharCount(bytes);
+            }
+            catch (DecoderFallbackException)
+            {
+                encoding = Encoding.Latin1;
+            }
+        }
         int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
         int number = 0;
         while (start < bytes.Length)
@@ -110,11 +126,11 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
             string line;
             try
             {
-                line = strict.GetString(bytes, start, end - start);
+                line = encoding.GetString(bytes, start, end - start);
             }
             catch (DecoderFallbackException)
             {
-                throw new UnmaskException($"{file}:{number}: not valid UTF-8");
+                throw new UnmaskException($"{file}:{number}: not valid UTF-8 (--encoding auto reads such files as Latin-1)");
             }
             yield return (line.TrimEnd('\r'), number);
             start = end + 1;

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Unmask.Checkpoints;
 using Unmask.Modeling;
 using Unmask.Tokenization;
@@ -9,26 +10,36 @@ public sealed record FillCandidate(string Token, int Id, float Probability);
 public sealed record MaskFill(int Position, IReadOnlyList<FillCandidate> Candidates);
 public sealed record FillResult(string Text, IReadOnlyList<MaskFill> Masks);
 
-/// <summary>One text of a forward batch: its tokens and one logits row per non-padding position.</summary>
-public sealed record ForwardResult(string Text, IReadOnlyList<string> Tokens, IReadOnlyList<int> InputIds, float[][] Logits);
+/// <summary>
+/// One text (or text pair) of a forward batch: its tokens and, per non-padding position, a row of vocabulary logits
+/// (an ELECTRA discriminator: a one-element row, the logit that the token was replaced).
+/// </summary>
+public sealed record ForwardResult(string Text, string? Pair, IReadOnlyList<string> Tokens, IReadOnlyList<int> InputIds,
+    IReadOnlyList<int> TokenTypeIds, float[][] Logits);
 
-/// <summary>A model folder loaded for use: tokenizer plus model, in eval mode. The CLI's commands call these methods.</summary>
+/// <summary>
+/// A model folder loaded for use: tokenizer plus model (any family <see cref="ModelLoader"/> supports), in eval mode.
+/// The CLI's commands call these methods.
+/// </summary>
 public sealed class MaskedLanguageModel : IDisposable
 {
     public ITokenizer Tokenizer { get; }
-    public BertForMaskedLM Model { get; }
+    public IMaskedLmModel Model { get; }
 
-    MaskedLanguageModel(ITokenizer tokenizer, BertForMaskedLM model)
+    /// <summary>The tokenizer's own padding side (tokenizer_config.json <c>padding_side</c>, right when absent).</summary>
+    public PaddingSide DefaultPaddingSide => Tokenizer.PaddingSide;
+
+    MaskedLanguageModel(ITokenizer tokenizer, IMaskedLmModel model)
     {
         Tokenizer = tokenizer;
         Model = model;
-        Model.eval();
+        Model.Module.eval();
     }
 
     public static MaskedLanguageModel Load(string directory)
     {
         if (!Directory.Exists(directory)) throw new UnmaskException($"{directory}: model folder not found");
-        var model = ModelFolder.LoadBert(directory);
+        var model = ModelLoader.Load(directory);
         try
         {
             return new MaskedLanguageModel(TokenizerLoader.Load(directory), model);
@@ -40,27 +51,34 @@ public sealed class MaskedLanguageModel : IDisposable
         }
     }
 
-    /// <summary>Encodes a text, truncated to what the model's position embeddings can take.</summary>
-    public TokenizedText Tokenize(string text, bool addSpecialTokens = true) =>
-        Tokenizer.Encode(NormalizeMaskToken(text), addSpecialTokens: addSpecialTokens, maxLength: Model.Config.MaxPositionEmbeddings);
+    /// <summary>Encodes a text (and its pair), truncated to what the model's positions can take.</summary>
+    public TokenizedText Tokenize(string text, bool addSpecialTokens = true, string? pair = null) =>
+        Tokenizer.Encode(NormalizeMaskToken(text), pair is null ? null : NormalizeMaskToken(pair), addSpecialTokens, Model.MaxSequenceLength);
 
-    /// <summary>Runs the texts as one right-padded batch, like the parity fixtures' tokenizer call.</summary>
-    public IReadOnlyList<ForwardResult> Forward(IReadOnlyList<string> texts)
+    /// <summary>
+    /// Runs the texts (with their pairs, when given: one per text, null for none) as one padded batch, like the parity
+    /// fixtures' tokenizer call; <paramref name="paddingSide"/> defaults to the tokenizer's own.
+    /// </summary>
+    public IReadOnlyList<ForwardResult> Forward(IReadOnlyList<string> texts, IReadOnlyList<string?>? pairs = null, PaddingSide? paddingSide = null)
     {
-        var encodings = texts.Select(t => Tokenize(t)).ToList();
+        if (pairs is not null && pairs.Count != texts.Count)
+            throw new UnmaskException($"{pairs.Count} text pair(s) for {texts.Count} text(s); give one pair per text");
+        var encodings = texts.Select((t, i) => Tokenize(t, pair: pairs?[i])).ToList();
+        var side = paddingSide ?? DefaultPaddingSide;
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
-        var (ids, mask) = Pad(encodings);
-        using var output = Model.Forward(ids, mask);
+        var (ids, mask, types) = Pad(encodings, side);
+        using var output = Model.Forward(ids, mask, Model.UsesTokenTypeIds ? types : null);
         var results = new List<ForwardResult>();
         for (int b = 0; b < encodings.Count; b++)
         {
             var e = encodings[b];
-            var rows = output.Logits[b].narrow(0, 0, e.InputIds.Length).contiguous(); // [len, vocab]
+            var start = side == PaddingSide.Left ? ids.shape[1] - e.InputIds.Length : 0;
+            var rows = output.Logits[b].narrow(0, start, e.InputIds.Length).reshape(e.InputIds.Length, -1).contiguous(); // [len, vocab or 1]
             var flat = rows.data<float>().ToArray();
             int v = (int)rows.shape[1];
             var logits = Enumerable.Range(0, e.InputIds.Length).Select(i => flat.AsSpan(i * v, v).ToArray()).ToArray();
-            results.Add(new ForwardResult(texts[b], e.Tokens, e.InputIds, logits));
+            results.Add(new ForwardResult(texts[b], pairs?[b], e.Tokens, e.InputIds, e.TokenTypeIds, logits));
         }
         return results;
     }
@@ -73,6 +91,8 @@ public sealed class MaskedLanguageModel : IDisposable
     public IReadOnlyList<FillResult> Fill(IReadOnlyList<string> texts, int topK = 5, IReadOnlyList<string>? targets = null)
     {
         if (topK < 1) throw new UnmaskException($"--top-k must be at least 1, got {topK}");
+        if (Model.Head != HeadKind.MaskedLm)
+            throw new UnmaskException($"a {Model.Architecture} has no masked-LM head, so it cannot fill masks (use its generator, or forward for its per-token scores)");
         var encodings = texts.Select(t => Tokenize(t)).ToList();
         for (int i = 0; i < encodings.Count; i++)
             if (!encodings[i].InputIds.Contains(Tokenizer.MaskId))
@@ -81,8 +101,8 @@ public sealed class MaskedLanguageModel : IDisposable
 
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
-        var (ids, mask) = Pad(encodings);
-        using var output = Model.Forward(ids, mask);
+        var (ids, mask, types) = Pad(encodings, PaddingSide.Right);
+        using var output = Model.Forward(ids, mask, Model.UsesTokenTypeIds ? types : null);
         var probabilities = output.Logits.softmax(-1); // [batch, seq, vocab]
         var results = new List<FillResult>();
         for (int b = 0; b < encodings.Count; b++)
@@ -127,20 +147,26 @@ public sealed class MaskedLanguageModel : IDisposable
     string NormalizeMaskToken(string text) =>
         Tokenizer.MaskToken == "[MASK]" ? text : text.Replace("[MASK]", Tokenizer.MaskToken, StringComparison.Ordinal);
 
-    (Tensor Ids, Tensor Mask) Pad(IReadOnlyList<TokenizedText> encodings)
+    (Tensor Ids, Tensor Mask, Tensor TokenTypes) Pad(IReadOnlyList<TokenizedText> encodings, PaddingSide side)
     {
         int length = encodings.Max(e => e.InputIds.Length);
         var ids = new long[encodings.Count * length];
         var mask = new long[encodings.Count * length];
+        var types = new long[encodings.Count * length];
         Array.Fill(ids, Tokenizer.PadId);
         for (int b = 0; b < encodings.Count; b++)
-            for (int t = 0; t < encodings[b].InputIds.Length; t++)
+        {
+            var e = encodings[b];
+            var start = side == PaddingSide.Left ? length - e.InputIds.Length : 0;
+            for (int t = 0; t < e.InputIds.Length; t++)
             {
-                ids[b * length + t] = encodings[b].InputIds[t];
-                mask[b * length + t] = 1;
+                ids[b * length + start + t] = e.InputIds[t];
+                mask[b * length + start + t] = 1;
+                types[b * length + start + t] = e.TokenTypeIds.Length > t ? e.TokenTypeIds[t] : 0;
             }
+        }
         var shape = new long[] { encodings.Count, length };
-        return (tensor(ids, shape), tensor(mask, shape)); // [batch, seq] each
+        return (tensor(ids, shape), tensor(mask, shape), tensor(types, shape)); // [batch, seq] each
     }
 
     public void Dispose() => Model.Dispose();

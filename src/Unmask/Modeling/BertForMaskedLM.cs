@@ -12,9 +12,11 @@ namespace Unmask.Modeling;
 
 // BERT for masked language modelling, numerically equivalent to Hugging Face's BertForMaskedLM (transformers 4.31),
 // with parameter names equal to HF's state_dict keys so that HF model folders load and save without renaming.
+// RoBERTa and XLM-RoBERTa are the same network configured differently (model_type "roberta" / "xlm-roberta"):
+// positions offset by the padding id, an LM head that always uses exact GELU, and the roberta./lm_head. tensor names.
 
 /// <summary>BERT hyper-parameters, spelled as in a Hugging Face config.json.</summary>
-public sealed record BertConfig
+public sealed record BertConfig : IHfConfig
 {
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("hidden_size")] public required int HiddenSize { get; init; }
@@ -35,6 +37,25 @@ public sealed record BertConfig
     [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; } = true;
     [JsonPropertyName("torch_dtype")] public string TorchDtype { get; init; } = "float32";
     [JsonPropertyName("transformers_version")] public string TransformersVersion { get; init; } = "4.31.0";
+
+    /// <summary>Fields this record does not model (use_cache, bos_token_id, ...), kept so that saving preserves them.</summary>
+    [JsonExtensionData] public Dictionary<string, JsonElement>? ExtraFields { get; init; }
+
+    /// <summary>RoBERTa and XLM-RoBERTa: positions start after the padding id, HF names under roberta. and lm_head.</summary>
+    [JsonIgnore] public bool IsRoberta => ModelType is "roberta" or "xlm-roberta";
+
+    /// <summary>The longest input the position embeddings can take (RoBERTa spends pad_token_id + 1 rows on its offset).</summary>
+    [JsonIgnore] public int MaxSequenceLength => IsRoberta ? MaxPositionEmbeddings - PadTokenId.GetValueOrDefault() - 1 : MaxPositionEmbeddings;
+
+    /// <summary>The HF class name: the first entry of <c>architectures</c>, else the masked-LM class of the model type.</summary>
+    [JsonIgnore] public string Architecture => Architectures is [var first, ..] ? first : DefaultArchitecture(ModelType);
+
+    internal static string DefaultArchitecture(string modelType) => modelType switch
+    {
+        "roberta" => "RobertaForMaskedLM",
+        "xlm-roberta" => "XLMRobertaForMaskedLM",
+        _ => "BertForMaskedLM",
+    };
 
     /// <summary>Activation names accepted in <c>hidden_act</c>, as HF's ACT2FN spells them.</summary>
     public static IReadOnlyList<string> SupportedActivations { get; } = ["gelu", "gelu_new", "gelu_pytorch_tanh", "relu"];
@@ -117,7 +138,11 @@ public sealed record BertConfig
             if (!ok) throw new UnmaskException($"{source}: field '{field}' {problem}");
         }
 
-        Require(ModelType == "bert", "model_type", $"is '{ModelType}'; only 'bert' is supported here.");
+        Require(ModelType is "bert" or "roberta" or "xlm-roberta", "model_type",
+            $"is '{ModelType}'; only 'bert', 'roberta' and 'xlm-roberta' are supported here.");
+        Require(!IsRoberta || PadTokenId is not null, "pad_token_id", "is required by RoBERTa's position ids.");
+        Require(MaxSequenceLength > 0, "max_position_embeddings",
+            $"({MaxPositionEmbeddings}) leaves no position after RoBERTa's padding offset (pad_token_id {PadTokenId}).");
         Require(VocabSize > 0, "vocab_size", $"must be positive (got {VocabSize}).");
         Require(HiddenSize > 0, "hidden_size", $"must be positive (got {HiddenSize}).");
         Require(NumHiddenLayers >= 0, "num_hidden_layers", $"must not be negative (got {NumHiddenLayers}).");
@@ -197,8 +222,10 @@ internal static class Parameters
 }
 
 /// <summary>
-/// y = x Wᵀ + b like nn.Linear, with an optional bfloat16 matrix product: input and weight are cast to bf16 for the
-/// product (autograd flows through the casts into the float32 weight) and the result comes back as float32.
+/// y = x Wᵀ + b like nn.Linear, with an optional bfloat16 matrix product in the manner of autocast: input, weight and
+/// bias are cast to bf16 (autograd flows through the casts into the float32 parameters) and the result stays bf16, so
+/// that chains of products (the feed-forward block) pay no casts in between. Residual sums promote back to float32
+/// before each LayerNorm.
 /// </summary>
 public sealed class Linear : nn.Module<Tensor, Tensor>, IComputeDtypeAware
 {
@@ -225,9 +252,7 @@ public sealed class Linear : nn.Module<Tensor, Tensor>, IComputeDtypeAware
     public override Tensor forward(Tensor input)
     {
         if (ComputeDtype == ComputeDtype.Float32) return F.linear(input, weight, bias);
-        var product = F.linear(input.to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16)).to(ScalarType.Float32);
-        // The bias is added after the cast back: it costs little and keeps the addition in float32.
-        return bias is null ? product : product + bias;
+        return F.linear(input.to(ScalarType.BFloat16), weight.to(ScalarType.BFloat16), bias?.to(ScalarType.BFloat16));
     }
 }
 
@@ -269,11 +294,13 @@ internal sealed class BertEmbeddings : nn.Module
     [ComponentName(Name = "token_type_embeddings")] readonly Embedding tokenTypeEmbeddings;
     [ComponentName(Name = "LayerNorm")] readonly LayerNorm layerNorm;
     readonly double dropout;
+    readonly long? positionPaddingIdx;
 
     public BertEmbeddings(BertConfig c) : base(nameof(BertEmbeddings))
     {
         wordEmbeddings = new Embedding(c.VocabSize, c.HiddenSize, c.InitializerRange, c.PadTokenId);
-        positionEmbeddings = new Embedding(c.MaxPositionEmbeddings, c.HiddenSize, c.InitializerRange);
+        positionPaddingIdx = c.IsRoberta ? c.PadTokenId : null;
+        positionEmbeddings = new Embedding(c.MaxPositionEmbeddings, c.HiddenSize, c.InitializerRange, positionPaddingIdx);
         tokenTypeEmbeddings = new Embedding(c.TypeVocabSize, c.HiddenSize, c.InitializerRange);
         layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         dropout = c.HiddenDropoutProb;
@@ -284,8 +311,15 @@ internal sealed class BertEmbeddings : nn.Module
 
     public Tensor forward(Tensor inputIds, Tensor tokenTypeIds)
     {
-        // Positions are 0..T-1 whatever the padding, as in HF: left padding shifts the real tokens' positions.
-        var positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64).unsqueeze(0); // [1, seq]
+        // BERT: positions are 0..T-1 whatever the padding, as in HF: left padding shifts the real tokens' positions.
+        // RoBERTa: pad + 1 + index among the non-pad tokens, and pad for the pads, judged from the ids (not the mask).
+        Tensor positions;
+        if (positionPaddingIdx is long pad)
+        {
+            var real = inputIds.ne(pad).to(ScalarType.Int64); // [batch, seq]
+            positions = real.cumsum(1) * real + pad; // [batch, seq]
+        }
+        else positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64).unsqueeze(0); // [1, seq]
         var embeddings = wordEmbeddings.forward(inputIds) + tokenTypeEmbeddings.forward(tokenTypeIds); // [batch, seq, hidden]
         embeddings = embeddings + positionEmbeddings.forward(positions);
         return F.dropout(layerNorm.forward(embeddings), dropout, training);
@@ -323,11 +357,15 @@ internal sealed class BertSelfAttention : nn.Module, IComputeDtypeAware
         var dtype = ComputeDtype == ComputeDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
         Tensor SplitHeads(Tensor x) => x.view(batch, seq, heads, headSize).transpose(1, 2).to(dtype); // [batch, heads, seq, head]
 
-        var q = SplitHeads(query.forward(hidden));
-        var k = SplitHeads(key.forward(hidden));
-        var v = SplitHeads(value.forward(hidden));
+        // One product against the stacked query/key/value weights instead of three: a third of the GEMM calls, and
+        // the small matrices of the miniature presets are far from the GEMM's peak rate on their own.
+        var weight = torch.cat([query.Weight, key.Weight, value.Weight]).to(dtype); // [3 * hidden, hidden]
+        var bias = torch.cat([query.Bias!, key.Bias!, value.Bias!]).to(dtype); // [3 * hidden]
+        var projected = F.linear(hidden.to(dtype), weight, bias); // [batch, seq, 3 * hidden]
+        var parts = projected.chunk(3, dim: -1);
+        var (q, k, v) = (SplitHeads(parts[0]), SplitHeads(parts[1]), SplitHeads(parts[2]));
         var context = F.scaled_dot_product_attention(q, k, v, additiveMask, training ? dropout : 0.0); // [batch, heads, seq, head]
-        return context.to(ScalarType.Float32).transpose(1, 2).reshape(batch, seq, heads * headSize);
+        return context.transpose(1, 2).reshape(batch, seq, heads * headSize); // [batch, seq, hidden] in the compute dtype
     }
 }
 
@@ -488,11 +526,13 @@ internal sealed class BertPredictionHeadTransform : nn.Module<Tensor, Tensor>
     {
         dense = new Linear(c.HiddenSize, c.HiddenSize, c.InitializerRange);
         layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
-        activation = c.Activation();
+        // RobertaLMHead calls gelu directly, whatever hidden_act says.
+        activation = c.IsRoberta ? x => F.gelu(x) : c.Activation();
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor hidden) => layerNorm.forward(activation(dense.forward(hidden)));
+    public override Tensor forward(Tensor hidden) =>
+        layerNorm.forward(activation(dense.forward(hidden)).to(ScalarType.Float32));
 }
 
 /// <summary>Transform, then the decoder onto the vocabulary. The decoder's bias is this module's <c>bias</c>.</summary>
@@ -513,7 +553,8 @@ internal sealed class BertLMPredictionHead : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor hidden) => decoder.forward(transform.forward(hidden));
+    // Logits leave in float32 whatever the compute dtype: softmax and cross-entropy need its range and precision.
+    public override Tensor forward(Tensor hidden) => decoder.forward(transform.forward(hidden)).to(ScalarType.Float32);
 }
 
 internal sealed class BertOnlyMLMHead : nn.Module<Tensor, Tensor>
@@ -534,16 +575,20 @@ internal sealed class BertOnlyMLMHead : nn.Module<Tensor, Tensor>
 /// <c>cls.predictions.decoder.weight</c> is the same Parameter as <c>bert.embeddings.word_embeddings.weight</c> and
 /// <c>cls.predictions.decoder.bias</c> the same as <c>cls.predictions.bias</c> (parameters() lists each once).
 /// Keep the model on the CPU in float32: <c>to(...)</c> would copy the tied parameters apart.
+/// For RoBERTa the module names stay BERT's; <see cref="StateDictForSave"/> and <see cref="LoadHfStateDict"/> speak
+/// RoBERTa's (roberta.*, lm_head.dense/layer_norm/bias/decoder).
 /// </summary>
-public sealed class BertForMaskedLM : nn.Module
+public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
 {
-    const string DecoderWeight = "cls.predictions.decoder.weight";
-    const string DecoderBias = "cls.predictions.decoder.bias";
-    const string PredictionBias = "cls.predictions.bias";
+    string DecoderWeight => HfName("cls.predictions.decoder.weight");
+    string DecoderBias => HfName("cls.predictions.decoder.bias");
+    string PredictionBias => HfName("cls.predictions.bias");
 
     [ComponentName(Name = "bert")] readonly BertModel bert;
     [ComponentName(Name = "cls")] readonly BertOnlyMLMHead cls;
     ComputeDtype computeDtype;
+
+    static BertForMaskedLM() => NativeAllocator.Configure();
 
     BertForMaskedLM(BertConfig config) : base(nameof(BertForMaskedLM))
     {
@@ -565,6 +610,13 @@ public sealed class BertForMaskedLM : nn.Module
     }
 
     public BertConfig Config { get; }
+
+    public string Architecture => Config.Architecture;
+    IHfConfig IMaskedLmModel.HfConfig => Config;
+    HeadKind IMaskedLmModel.Head => HeadKind.MaskedLm;
+    public int MaxSequenceLength => Config.MaxSequenceLength;
+    bool IMaskedLmModel.UsesTokenTypeIds => true;
+    nn.Module IMaskedLmModel.Module => this;
 
     /// <summary>Number of distinct parameter values (tied matrices counted once).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
@@ -623,8 +675,8 @@ public sealed class BertForMaskedLM : nn.Module
         if (inputIds.dim() != 2 || inputIds.dtype != ScalarType.Int64)
             throw new ArgumentException($"input_ids must be a [batch, seq] int64 tensor, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}].");
         var seq = inputIds.shape[1];
-        if (seq > Config.MaxPositionEmbeddings)
-            throw new ArgumentException($"Sequence length {seq} exceeds max_position_embeddings ({Config.MaxPositionEmbeddings}).");
+        if (seq > Config.MaxSequenceLength)
+            throw new ArgumentException($"Sequence length {seq} exceeds the {Config.MaxSequenceLength} positions max_position_embeddings ({Config.MaxPositionEmbeddings}) allows.");
         foreach (var (name, tensor) in new[] { ("attention_mask", attentionMask), ("token_type_ids", tokenTypeIds), ("labels", labels) })
         {
             if (tensor is not null && !tensor.shape.SequenceEqual(inputIds.shape))
@@ -647,7 +699,7 @@ public sealed class BertForMaskedLM : nn.Module
     /// </summary>
     public Dictionary<string, Tensor> StateDictForSave()
     {
-        var state = state_dict();
+        var state = HfStateDict();
         state.Remove(DecoderBias);
         if (Config.TieWordEmbeddings) state.Remove(DecoderWeight);
         return state;
@@ -659,19 +711,22 @@ public sealed class BertForMaskedLM : nn.Module
     /// </summary>
     public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source)
     {
-        var target = state_dict();
+        var target = HfStateDict();
         var optional = new HashSet<string> { DecoderBias };
         if (Config.TieWordEmbeddings) optional.Add(DecoderWeight);
         // Old checkpoints may carry only the decoder's name for the shared bias.
         if (!source.ContainsKey(PredictionBias) && source.ContainsKey(DecoderBias)) optional.Add(PredictionBias);
 
-        static bool Ignored(string name) => name == "bert.embeddings.position_ids" || name.StartsWith("bert.pooler.", StringComparison.Ordinal);
+        var prefix = Config.IsRoberta ? "roberta." : "bert.";
+        // BertForPreTraining checkpoints (bert-base-uncased among them) also carry the next-sentence head, unused here.
+        bool Ignored(string name) => name == prefix + "embeddings.position_ids" || name.StartsWith(prefix + "pooler.", StringComparison.Ordinal)
+            || name.StartsWith("cls.seq_relationship.", StringComparison.Ordinal);
         var unexpected = source.Keys.Where(n => !Ignored(n) && !target.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
         var missing = target.Keys.Where(n => !optional.Contains(n) && !source.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
             throw new UnmaskException($"Weights are missing for {missing.Count} parameter(s): {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? ", ..." : "")}.");
         if (unexpected.Count > 0)
-            throw new UnmaskException($"Unexpected tensor(s) for a BertForMaskedLM: {string.Join(", ", unexpected.Take(8))}{(unexpected.Count > 8 ? ", ..." : "")}.");
+            throw new UnmaskException($"Unexpected tensor(s) for a {Architecture}: {string.Join(", ", unexpected.Take(8))}{(unexpected.Count > 8 ? ", ..." : "")}.");
 
         foreach (var (name, tensor) in source)
         {
@@ -692,4 +747,23 @@ public sealed class BertForMaskedLM : nn.Module
             target[name].copy_(tensor);
         }
     }
+
+    Dictionary<string, Tensor> HfStateDict() => state_dict().ToDictionary(p => HfName(p.Key), p => p.Value);
+
+    string HfName(string name)
+    {
+        if (!Config.IsRoberta) return name;
+        foreach (var (bert, roberta) in RobertaNames)
+            if (name.StartsWith(bert, StringComparison.Ordinal)) return roberta + name[bert.Length..];
+        return name;
+    }
+
+    static readonly (string Bert, string Roberta)[] RobertaNames =
+    [
+        ("bert.", "roberta."),
+        ("cls.predictions.transform.dense.", "lm_head.dense."),
+        ("cls.predictions.transform.LayerNorm.", "lm_head.layer_norm."),
+        ("cls.predictions.decoder.", "lm_head.decoder."),
+        ("cls.predictions.bias", "lm_head.bias"),
+    ];
 }

@@ -40,7 +40,16 @@ public sealed partial class WordPieceTokenizer
                 $"No WordPiece tokenizer in '{directory}': looked for {VocabFile} and {TokenizerJsonFile}.");
         }
         var config = HfTokenizerConfig.Read(directory);
-        return source == WordPieceSource.VocabTxt ? LoadVocabTxt(directory, vocabPath, config) : LoadTokenizerJson(jsonPath, config);
+        var tokenizer = source == WordPieceSource.VocabTxt ? LoadVocabTxt(directory, vocabPath, config) : LoadTokenizerJson(jsonPath, config);
+        tokenizer.TokenizerClass = config.TokenizerClass ?? tokenizer.TokenizerClass;
+        tokenizer.ReturnsTokenTypeIds = config.ReturnsTokenTypeIds();
+        tokenizer.PaddingSide = config.PaddingSide switch
+        {
+            null or "right" => PaddingSide.Right,
+            "left" => PaddingSide.Left,
+            var other => throw new UnmaskException($"{Path.Combine(directory, ConfigFile)}: padding_side '{other}' is not supported (left, right)."),
+        };
+        return tokenizer;
     }
 
     static WordPieceTokenizer LoadVocabTxt(string directory, string path, HfTokenizerConfig config)
@@ -284,10 +293,11 @@ public sealed partial class WordPieceTokenizer
         if (ModelMaxLength is int max) w.WriteNumber("model_max_length", max);
         w.WriteNull("never_split");
         w.WriteString("pad_token", SpecialTokens.Pad);
+        if (PaddingSide == PaddingSide.Left) w.WriteString("padding_side", "left");
         w.WriteString("sep_token", SpecialTokens.Sep);
         WriteNullableBool(w, "strip_accents", Normalization.StripAccents);
         w.WriteBoolean("tokenize_chinese_chars", Normalization.TokenizeChineseChars);
-        w.WriteString("tokenizer_class", "BertTokenizer");
+        w.WriteString("tokenizer_class", TokenizerClass);
         w.WriteString("unk_token", SpecialTokens.Unk);
         w.WriteEndObject();
     }

@@ -34,6 +34,8 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     int cachedWordCount;
     [ThreadStatic] static CharBuffer? scratch;
     string? fingerprint;
+    SpecialTokenSet? specialTokenSet;
+    PipelineTokenizer? offsetTracker;
 
     /// <summary>
     /// A tokenizer over <paramref name="vocab"/> (id = index). Special tokens absent from the vocabulary are added
@@ -144,6 +146,17 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     public int UnkId { get; }
     public string MaskToken => SpecialTokens.Mask;
 
+    /// <summary>tokenizer_config.json's tokenizer_class (BertTokenizer, DistilBertTokenizer, ElectraTokenizer...).</summary>
+    public string TokenizerClass { get; private set; } = "BertTokenizer";
+
+    public PaddingSide PaddingSide { get; private set; } = PaddingSide.Right;
+
+    public bool ReturnsTokenTypeIds { get; private set; } = true;
+
+    public SpecialTokenSet Specials => specialTokenSet ??= new SpecialTokenSet(SpecialTokens.Unk, SpecialTokens.Cls,
+        SpecialTokens.Sep, SpecialTokens.Pad, SpecialTokens.Mask, null, null, SpecialTokens.Additional ?? [],
+        SpecialTokens.All().Select(t => tokenIds[t]).Distinct().ToArray());
+
     public int? TokenToId(string token) => tokenIds.TryGetValue(token, out var id) ? id : null;
 
     public string IdToToken(int id)
@@ -156,6 +169,10 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     public bool IsSpecial(int id) => (uint)id < (uint)VocabSize && specialIds[id];
 
     public bool IsContinuation(int id) => (uint)id < (uint)VocabSize && continuationIds[id];
+
+    public BatchEncoding EncodeBatch(IReadOnlyList<string> texts, IReadOnlyList<string>? pairs = null, bool addSpecialTokens = true,
+        int? maxLength = null, bool pad = true, PaddingSide? side = null) =>
+        BatchEncoding.Encode(this, texts, pairs, addSpecialTokens, maxLength, pad, side);
 
     public IReadOnlyList<string> Tokenize(string text)
     {
@@ -199,11 +216,54 @@ public sealed partial class WordPieceTokenizer : ITokenizer
             int secondStart = n;
             foreach (var id in second) ids[n++] = id;
             if (addSpecialTokens) { specialMask[n] = true; ids[n++] = SepId; }
-            types.AsSpan(secondStart).Fill(1);
+            if (ReturnsTokenTypeIds) types.AsSpan(secondStart).Fill(1);
         }
         var tokens = new string[length];
         for (int i = 0; i < length; i++) tokens[i] = idTokens[ids[i]];
-        return new TokenizedText(ids, tokens, types, specialMask);
+        // Within a word every piece after the first is a continuation, and every word starts with a piece that is not.
+        var wordIds = new int?[length];
+        var sequenceIds = new int?[length];
+        int firstStart = addSpecialTokens ? 1 : 0;
+        MarkWords(firstStart, first.Count, 0);
+        if (second != null) MarkWords(firstStart + first.Count + (addSpecialTokens ? 1 : 0), second.Count, 1);
+        void MarkWords(int start, int count, int sequence)
+        {
+            int word = -1;
+            for (int i = start; i < start + count; i++)
+            {
+                if (!continuationIds[ids[i]] || word < 0) word++;
+                wordIds[i] = word;
+                sequenceIds[i] = sequence;
+            }
+        }
+        return new TokenizedText(ids, tokens, types, specialMask)
+        {
+            WordIds = wordIds,
+            SequenceIds = sequenceIds,
+            OffsetsSource = () => OffsetsOf(ids, text, pair, addSpecialTokens, maxLength),
+        };
+    }
+
+    // The fast BERT pipeline tracks offsets through normalisation; it gives the same ids except where only the slow
+    // tokenizer's extra steps (NFC, lowercasing before special tokens are split off) matter.
+    TokenOffset[]? OffsetsOf(int[] ids, string text, string? pair, bool addSpecialTokens, int? maxLength)
+    {
+        var tracker = offsetTracker ??= new PipelineTokenizer(new PipelineSettings
+        {
+            Normalizer = new BertNormalizer(true, Normalization.TokenizeChineseChars, Normalization.StripAccents, Normalization.LowerCase),
+            PreTokenizer = new BertPreTokenizer(),
+            Model = new WordPieceModel(new Vocabulary(Enumerable.Range(0, VocabSize)
+                    .Where(id => tokenIds[idTokens[id]] == id).Select(id => KeyValuePair.Create(idTokens[id], id))),
+                SpecialTokens.Unk, ContinuationPrefix, MaxInputCharsPerWord),
+            PostProcessor = PostProcessor.Bert(SpecialTokens.Cls, ClsId, SpecialTokens.Sep, SepId),
+            AddedTokens = SpecialTokens.All().Select(t => new AddedToken(t, tokenIds[t], true)).ToArray(),
+            Slow = true,
+            Specials = Specials,
+            IsContinuationToken = _ => false,
+            Fingerprint = Fingerprint,
+        });
+        var tracked = tracker.Encode(text, pair, addSpecialTokens, maxLength);
+        return tracked.InputIds.AsSpan().SequenceEqual(ids) ? tracked.Offsets : null;
     }
 
     // HF "longest_first": a single text loses its tail; of a pair, the longer part loses one token at a time (the

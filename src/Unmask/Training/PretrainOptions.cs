@@ -13,10 +13,17 @@ public sealed record PretrainOptions
 {
     /// <summary>A corpus file or folder; null means the .NET SDK's API documentation.</summary>
     public string? Corpus { get; init; }
+    /// <summary>Read corpus files that are not valid UTF-8 as Latin-1 instead of stopping with an error.</summary>
+    public bool CorpusLatin1Fallback { get; init; }
     public required string Output { get; init; }
     /// <summary>A size preset (tiny, mini, small, medium, base) used when <see cref="ConfigPath"/> is null.</summary>
     public string Size { get; init; } = "mini";
     public string? ConfigPath { get; init; }
+    /// <summary>
+    /// A Hugging Face BERT-family model folder (BERT, RoBERTa, XLM-RoBERTa) to continue pretraining: its weights, config
+    /// and tokenizer replace <see cref="Size"/>, <see cref="ConfigPath"/>, <see cref="VocabSize"/> and <see cref="LowerCase"/>.
+    /// </summary>
+    public string? InitFrom { get; init; }
 
     public long? MaxSteps { get; init; }
     public long? MaxTokens { get; init; }
@@ -72,6 +79,8 @@ public sealed record PretrainOptions
         if (LearningRate <= 0) throw new UnmaskException("learning rate must be positive");
         if (WarmupRatio is < 0 or >= 1) throw new UnmaskException("warm-up ratio must be in [0, 1)");
         if (PresetDropout is < 0 or >= 1) throw new UnmaskException($"dropout must be in [0, 1), got {PresetDropout}");
+        if (InitFrom is not null && ConfigPath is not null) throw new UnmaskException("--init-from takes the model's own config; leave out --config");
+        if (InitFrom is not null && !Directory.Exists(InitFrom)) throw new UnmaskException($"{InitFrom}: model folder not found");
         if (VocabSize < 256) throw new UnmaskException($"vocabulary size must be at least 256, got {VocabSize}");
         Masking.Validate();
     }

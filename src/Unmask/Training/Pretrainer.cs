@@ -52,12 +52,14 @@ public static class Pretrainer
         void Phase(string name) => progress?.Report(new PretrainProgress(name, 0, 0, 0, null, 0, clock.Elapsed, null));
 
         Phase("reading corpus");
-        var corpus = Corpus.Load(options.Corpus, ct);
+        var corpus = Corpus.Load(options.Corpus, ct, options.CorpusLatin1Fallback);
         if (corpus.Validation.Count == 0)
             throw new UnmaskException($"corpus '{corpus.Name}' has no validation lines: it needs more text");
 
+        // A resumed run continues its checkpoint; --init-from continues a Hugging Face model with its own tokenizer.
+        var modelFolder = resumeFrom?.Folder ?? options.InitFrom;
         ITokenizer tokenizer;
-        if (resumeFrom is { } r) tokenizer = TokenizerLoader.Load(r.Folder);
+        if (modelFolder is not null) tokenizer = TokenizerLoader.Load(modelFolder);
         else
         {
             Phase("training tokenizer");
@@ -78,17 +80,20 @@ public static class Pretrainer
             throw new UnmaskException(
                 $"corpus '{corpus.Name}' is too small: its {(trainSequences.Count == 0 ? "training" : "validation")} split does not fill one sequence of {options.MaxSeqLength} tokens");
 
-        var config = options.ConfigPath is { } cp
+        var config = modelFolder is not null ? BertFamilyConfig(modelFolder)
+            : options.ConfigPath is { } cp
             ? BertConfig.Load(cp) with { VocabSize = tokenizer.VocabSize }
             : BertConfig.Preset(options.Size, tokenizer.VocabSize) with
             {
                 HiddenDropoutProb = options.PresetDropout, AttentionProbsDropoutProb = options.PresetDropout,
             };
-        if (config.MaxPositionEmbeddings < options.MaxSeqLength)
-            throw new UnmaskException($"max sequence length {options.MaxSeqLength} exceeds the model's max_position_embeddings {config.MaxPositionEmbeddings}");
+        if (config.MaxSequenceLength < options.MaxSeqLength)
+            throw new UnmaskException($"max sequence length {options.MaxSeqLength} exceeds the model's {config.MaxSequenceLength} positions");
+        if (tokenizer.VocabSize > config.VocabSize)
+            throw new UnmaskException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.VocabSize}");
 
         torch.manual_seed(options.Seed);
-        using var model = resumeFrom is { } rf ? ModelFolder.LoadBert(rf.Folder) : BertForMaskedLM.Create(config);
+        using var model = modelFolder is not null ? ModelFolder.LoadBert(modelFolder) : BertForMaskedLM.Create(config);
         var precision = ChoosePrecision(options.Precision, config);
         model.ComputeDtype = precision == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
         model.train();
@@ -212,9 +217,20 @@ public static class Pretrainer
         }
         lastValidation ??= Validate(model, validation, baselineId, metrics, step, tokens, progress, Elapsed());
         LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
-            $"{Path.GetFileName(Path.GetFullPath(options.Output))}: BERT {options.Size}, {precision}");
+            $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {(options.InitFrom is null ? $"BERT {options.Size}" : config.Architecture)}, {precision}");
         double overallTps = (tokens - tokensAtLoopStart) / Math.Max(loopClock.Elapsed.TotalSeconds, 1e-9);
         return new PretrainResult(options.Output, step, tokens, Elapsed(), overallTps, lastValidation, interrupted, precision, checkpointFolder);
+    }
+
+    /// <summary>The config of a model folder to train on, which must hold a BERT-family masked LM.</summary>
+    static BertConfig BertFamilyConfig(string folder)
+    {
+        var path = Path.Combine(folder, ModelFolder.ConfigFileName);
+        if (!File.Exists(path)) throw new UnmaskException($"{folder}: no {ModelFolder.ConfigFileName}; is it a Hugging Face model folder?");
+        var (architecture, _) = ModelLoader.Identify(path);
+        if (architecture is not ("BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM"))
+            throw new UnmaskException($"{folder} holds a {architecture}; pretraining continues BERT, RoBERTa and XLM-RoBERTa masked LMs only");
+        return BertConfig.Load(path);
     }
 
     static string ChoosePrecision(Precision requested, BertConfig config) => requested switch

@@ -1,0 +1,172 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+using Unmask.Evaluation;
+using Unmask.Inference;
+
+namespace Unmask.Cli.Commands;
+
+/// <summary>`unmask eval blimp|crows-pairs|mlm`: benchmark runs with a table, --json, and an atomic --report file.</summary>
+public static class EvalCommand
+{
+    public static Command Create(CliOutput io) => new("eval", "Evaluate a model: BLiMP, CrowS-Pairs, masked-token accuracy")
+    {
+        Blimp(io),
+        CrowsPairs(io),
+        Mlm(io),
+    };
+
+    static Option<bool> ResultJson() => new("--json") { Description = "Print the whole result as one line of JSON" };
+
+    static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
+
+    static string Percent(double v) => double.IsNaN(v) ? "-" : (100 * v).ToString("F1", CultureInfo.InvariantCulture);
+
+    static string I(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Prints the result (table or one JSON line) and writes the report if asked.</summary>
+    static void Finish<T>(CliOutput io, ParseResult parse, Option<bool> json, Option<string?> report, T result, Action<T> table)
+    {
+        if (parse.GetValue(report) is { } path) EvalReport.Write(path, result);
+        if (parse.GetValue(json)) io.Out.WriteLine(EvalReport.ToJsonLine(result));
+        else table(result);
+    }
+
+    static Command Blimp(CliOutput io)
+    {
+        var model = ModelOptions.Model();
+        var data = new Option<string>("--data") { Description = "BLiMP folder of <UID>.jsonl(.gz) files, or one file", Required = true };
+        var limit = new Option<int?>("--limit") { Description = "Only the first N pairs of each paradigm (a quick look)" };
+        var variant = EvalOptions.Variant();
+        var batchTokens = EvalOptions.BatchTokens();
+        var skipBad = EvalOptions.SkipBad();
+        var json = ResultJson();
+        var report = EvalOptions.Report();
+        var command = new Command("blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct")
+        {
+            model, data, limit, variant, batchTokens, skipBad, json, report,
+        };
+        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        {
+            if (parse.GetValue(limit) is < 1) throw new UnmaskException($"--limit must be positive, got {parse.GetValue(limit)}");
+            var options = new BlimpOptions
+            {
+                Pll = EvalOptions.PllOptions(parse, variant, batchTokens),
+                LimitPerParadigm = parse.GetValue(limit),
+                BadLines = EvalOptions.Policy(parse, skipBad),
+            };
+            var issues = new List<InputIssue>();
+            var pairs = BlimpEvaluator.Load(parse.GetValue(data)!, options.BadLines, issues, options.LimitPerParadigm);
+            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            var result = EvalOptions.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
+            EvalOptions.Warn(io, result.Issues);
+            Finish(io, parse, json, report, result, r =>
+            {
+                void Section(string title, IEnumerable<BlimpAccuracy> rows)
+                {
+                    var table = new Table().Title(title).AddColumns("", "paradigms", "pairs", "correct", "ties", "skipped", "accuracy %");
+                    foreach (var a in rows)
+                        table.AddRow(Markup.Escape(a.Name), I(a.Paradigms), I(a.Pairs), I(a.Correct), I(a.Ties), I(a.Skipped), Percent(a.Accuracy));
+                    io.Console.Write(table);
+                }
+                Section("BLiMP by paradigm", r.ByParadigm);
+                Section("by phenomenon", r.ByPhenomenon);
+                Section("by field", r.ByField);
+                Section($"BLiMP overall (mean over paradigms, PLL {(r.Variant == PllVariant.WordL2R ? "word-l2r" : "original")})", [r.Overall]);
+                io.Console.WriteLine($"pseudo-perplexity per token: good {F(r.GoodSentences.TokenLevel, "F2")}, bad {F(r.BadSentences.TokenLevel, "F2")}");
+            });
+            return 0;
+        })));
+        return command;
+    }
+
+    static Command CrowsPairs(CliOutput io)
+    {
+        var model = ModelOptions.Model();
+        var data = new Option<string>("--data") { Description = "crows_pairs_anonymized.csv", Required = true };
+        var lowercase = new Option<bool?>("--lowercase") { Description = "Lower-case the sentences first (default: when the tokenizer lower-cases)" };
+        var batchTokens = EvalOptions.BatchTokens();
+        var skipBad = EvalOptions.SkipBad();
+        var json = ResultJson();
+        var report = EvalOptions.Report();
+        var command = new Command("crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type")
+        {
+            model, data, lowercase, batchTokens, skipBad, json, report,
+        };
+        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        {
+            var options = new CrowsPairsOptions
+            {
+                TokenBudget = EvalOptions.TokenBudget(parse, batchTokens), LowerCase = parse.GetValue(lowercase), BadLines = EvalOptions.Policy(parse, skipBad),
+            };
+            var path = parse.GetValue(data)!;
+            var issues = new List<InputIssue>();
+            var pairs = CrowsPairsEvaluator.Load(path, options.BadLines, issues);
+            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            var result = EvalOptions.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
+            EvalOptions.Warn(io, result.Issues);
+            Finish(io, parse, json, report, result, r =>
+            {
+                var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
+                    .AddColumns("bias type", "pairs", "metric %", "neutral", "stereo %", "anti %", "AUL %");
+                var aul = r.AulByBiasType.ToDictionary(a => a.Name);
+                foreach (var m in r.ByBiasType.Append(r.Overall))
+                {
+                    var a = m.Name == "overall" ? r.AulOverall : aul[m.Name];
+                    table.AddRow(Markup.Escape(m.Name), I(m.Pairs), Percent(m.Score), I(m.Neutral), Percent(m.StereotypeScore),
+                        Percent(m.AntiStereotypeScore), Percent(a.Score));
+                }
+                io.Console.Write(table);
+            });
+            return 0;
+        })));
+        return command;
+    }
+
+    static Command Mlm(CliOutput io)
+    {
+        var model = ModelOptions.Model();
+        var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz)", Required = true };
+        var split = new Option<CorpusSplit>("--split") { Description = "all, train or validation (the pretraining split)", DefaultValueFactory = _ => CorpusSplit.All };
+        var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 32 };
+        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0x5eed, Description = "Seed of the masked copy" };
+        var maxSequences = new Option<long?>("--max-sequences") { Description = "Evaluate only the first N packed sequences" };
+        var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
+        var json = ResultJson();
+        var report = EvalOptions.Report();
+        var command = new Command("mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus")
+        {
+            model, corpus, split, seqLength, batch, seed, maxSequences, maskRate, json, report,
+        };
+        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        {
+            var options = new MlmEvalOptions
+            {
+                Split = parse.GetValue(split),
+                MaxSeqLength = parse.GetValue(seqLength),
+                BatchSize = parse.GetValue(batch),
+                Seed = parse.GetValue(seed),
+                MaxSequences = parse.GetValue(maxSequences),
+                Masking = new Masking.MaskingOptions(parse.GetValue(maskRate)),
+            };
+            if (options.MaxSequences is < 1) throw new UnmaskException($"--max-sequences must be positive, got {options.MaxSequences}");
+            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            var result = EvalOptions.WithProgress(io, "masked-token evaluation",
+                p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct), "sequences");
+            Finish(io, parse, json, report, result, r =>
+            {
+                var table = new Table().Title($"MLM evaluation: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()})").AddColumns("", "value");
+                table.AddRow("sequences x length", $"{I(r.Sequences)} x {r.SeqLength}");
+                table.AddRow("masked tokens", I(r.MaskedTokens));
+                table.AddRow("loss", F(r.Loss));
+                table.AddRow("perplexity", F(r.Perplexity, "F2"));
+                table.AddRow("accuracy %", Percent(r.Accuracy));
+                table.AddRow("top-5 accuracy %", Percent(r.Top5Accuracy));
+                io.Console.Write(table);
+            });
+            return 0;
+        })));
+        return command;
+    }
+}

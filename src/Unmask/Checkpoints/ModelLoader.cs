@@ -1,0 +1,148 @@
+using System.Text.Json;
+using Unmask.Modeling;
+using static TorchSharp.torch;
+
+namespace Unmask.Checkpoints;
+
+/// <summary>
+/// Picks the model family of a Hugging Face folder from config.json (<c>architectures</c>, else <c>model_type</c>),
+/// builds it and loads its weights (model.safetensors, pytorch_model.bin, or their sharded forms).
+/// </summary>
+public static class ModelLoader
+{
+    /// <summary>The HF classes this library implements, with the model_type each expects.</summary>
+    public static IReadOnlyDictionary<string, string> SupportedArchitectures { get; } = new Dictionary<string, string>
+    {
+        ["BertForMaskedLM"] = "bert",
+        ["RobertaForMaskedLM"] = "roberta",
+        ["XLMRobertaForMaskedLM"] = "xlm-roberta",
+        [DistilBertForMaskedLM.ArchitectureName] = "distilbert",
+        [ElectraForMaskedLM.ArchitectureName] = "electra",
+        [ElectraForPreTraining.ArchitectureName] = "electra",
+        [ModernBertForMaskedLM.ArchitectureName] = "modernbert",
+    };
+
+    /// <summary>Reads a model folder in eval mode.</summary>
+    public static IMaskedLmModel Load(string dir)
+    {
+        if (!Directory.Exists(dir)) throw new UnmaskException($"Model folder '{dir}' does not exist.");
+        var configPath = Path.Combine(dir, ModelFolder.ConfigFileName);
+        if (!File.Exists(configPath))
+            throw new UnmaskException($"Model folder '{dir}' has no {ModelFolder.ConfigFileName}; is it a Hugging Face model folder?");
+        var model = Create(configPath);
+        try
+        {
+            var (weightsPath, tensors) = HfWeightFiles.Load(dir);
+            try
+            {
+                model.LoadHfStateDict(WithCurrentLayerNormNames(tensors));
+            }
+            catch (UnmaskException ex)
+            {
+                throw new UnmaskException($"{weightsPath}: {ex.Message}", ex);
+            }
+            finally
+            {
+                foreach (var tensor in tensors.Values) tensor.Dispose();
+            }
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        model.Module.eval();
+        return model;
+    }
+
+    /// <summary>
+    /// Checkpoints converted from TensorFlow name LayerNorm parameters gamma and beta; transformers renames them to
+    /// weight and bias on load, and so does this.
+    /// </summary>
+    internal static Dictionary<string, Tensor> WithCurrentLayerNormNames(Dictionary<string, Tensor> tensors)
+    {
+        static string Current(string name) =>
+            name.EndsWith(".gamma", StringComparison.Ordinal) ? name[..^".gamma".Length] + ".weight"
+            : name.EndsWith(".beta", StringComparison.Ordinal) ? name[..^".beta".Length] + ".bias"
+            : name;
+        if (!tensors.Keys.Any(n => Current(n) != n)) return tensors;
+        var renamed = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (var (name, tensor) in tensors)
+            if (!renamed.TryAdd(Current(name), tensor))
+                throw new UnmaskException($"Tensor '{name}' and '{Current(name)}' are both present.");
+        return renamed;
+    }
+
+    /// <summary>A randomly initialised model of the family and size that config.json describes, in training mode.</summary>
+    public static IMaskedLmModel Create(string configPath)
+    {
+        var (architecture, modelType) = Identify(configPath);
+        return architecture switch
+        {
+            "BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM" =>
+                BertForMaskedLM.Create(CheckedBertConfig(configPath, architecture, modelType)),
+            DistilBertForMaskedLM.ArchitectureName => DistilBertForMaskedLM.Create(DistilBertConfig.Load(configPath)),
+            ElectraForMaskedLM.ArchitectureName => ElectraForMaskedLM.Create(ElectraConfig.Load(configPath)),
+            ElectraForPreTraining.ArchitectureName => ElectraForPreTraining.Create(ElectraConfig.Load(configPath)),
+            ModernBertForMaskedLM.ArchitectureName => ModernBertForMaskedLM.Create(ModernBertConfig.Load(configPath)),
+            _ => throw new InvalidOperationException($"{architecture} ({modelType}) is listed as supported but not built."),
+        };
+    }
+
+    // A config without model_type reads as BERT's default; the architecture decides the family instead.
+    static BertConfig CheckedBertConfig(string configPath, string architecture, string modelType)
+    {
+        var config = BertConfig.Load(configPath) with { ModelType = modelType };
+        config = config with { Architectures = config.Architectures ?? [architecture] };
+        config.Validate(configPath);
+        return config;
+    }
+
+    /// <summary>The architecture config.json names (or the masked-LM class of its model_type), checked against
+    /// <see cref="SupportedArchitectures"/>.</summary>
+    public static (string Architecture, string ModelType) Identify(string configPath)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(File.ReadAllBytes(configPath),
+                new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new UnmaskException($"Cannot read model config '{configPath}': {ex.Message}", ex);
+        }
+        catch (JsonException ex)
+        {
+            throw new UnmaskException($"{configPath}: not valid JSON: {ex.Message}", ex);
+        }
+
+        using (document)
+        {
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new UnmaskException($"{configPath}: the config must be a JSON object.");
+            var modelType = root.TryGetProperty("model_type", out var type) && type.ValueKind == JsonValueKind.String ? type.GetString()! : null;
+            string? architecture = null;
+            if (root.TryGetProperty("architectures", out var list) && list.ValueKind == JsonValueKind.Array && list.GetArrayLength() > 0)
+            {
+                var names = list.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.String ? e.GetString()! : "").ToList();
+                architecture = names.FirstOrDefault(SupportedArchitectures.ContainsKey)
+                    ?? throw Unsupported(configPath, $"field 'architectures' names {string.Join(", ", names)}");
+            }
+            else if (modelType is not null)
+            {
+                architecture = SupportedArchitectures.FirstOrDefault(p => p.Value == modelType).Key
+                    ?? throw Unsupported(configPath, $"field 'model_type' is '{modelType}'");
+            }
+            if (architecture is null) throw Unsupported(configPath, "neither 'architectures' nor 'model_type' is given");
+
+            var expectedType = SupportedArchitectures[architecture];
+            if (modelType is not null && modelType != expectedType)
+                throw new UnmaskException($"{configPath}: field 'model_type' is '{modelType}' but {architecture} needs '{expectedType}'.");
+            return (architecture, expectedType);
+        }
+    }
+
+    static UnmaskException Unsupported(string configPath, string what) =>
+        new($"{configPath}: {what}, which is not a supported architecture; supported: {string.Join(", ", SupportedArchitectures.Keys)}.");
+}

@@ -1,0 +1,59 @@
+using Unmask.Inference;
+using Unmask.Modeling;
+using Unmask.Tokenization;
+using static TorchSharp.torch;
+
+namespace Unmask.Evaluation;
+
+/// <summary>
+/// What scoring needs from a masked language model: logits at chosen positions of a right-padded batch. Each model
+/// family (BERT now, RoBERTa and ModernBERT later) adapts its own forward pass to this, so the scorers stay family-free.
+/// </summary>
+public interface IScoringModel
+{
+    /// <summary>Longest input, special tokens included, that the model accepts without truncation.</summary>
+    int MaxSequenceLength { get; }
+
+    /// <summary>Rows of the output projection (may exceed the tokenizer's vocabulary).</summary>
+    int VocabSize { get; }
+
+    /// <param name="inputIds">[batch, seq] int64.</param>
+    /// <param name="attentionMask">[batch, seq] int64, 1 for real tokens, 0 for right padding.</param>
+    /// <param name="tokenTypeIds">[batch, seq] int64 segment ids.</param>
+    /// <param name="selected">[batch, seq] bool: where logits are wanted.</param>
+    /// <returns>[n, vocab] float32 logits of the selected positions in row-major order; the head runs only there.</returns>
+    Tensor LogitsAt(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds, Tensor selected);
+}
+
+/// <summary>A tokenizer and a scoring model that belong together.</summary>
+public sealed record ScoringContext(ITokenizer Tokenizer, IScoringModel Model)
+{
+    public static ScoringContext From(MaskedLanguageModel mlm) => new(mlm.Tokenizer, new MaskedLmScoringModel(mlm.Model));
+}
+
+/// <summary>Any family's masked-LM head through its sparse-prediction path: labels other than -100 choose the rows the head runs on.</summary>
+public sealed class MaskedLmScoringModel : IScoringModel
+{
+    readonly IMaskedLmModel model;
+
+    public MaskedLmScoringModel(IMaskedLmModel model)
+    {
+        if (model.Head != HeadKind.MaskedLm)
+            throw new UnmaskException($"{model.Architecture} has no masked-language-model head (it predicts replaced tokens), so it cannot score text");
+        this.model = model;
+    }
+
+    public int MaxSequenceLength => model.MaxSequenceLength;
+
+    public int VocabSize => model.HfConfig.VocabSize;
+
+    public Tensor LogitsAt(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds, Tensor selected)
+    {
+        using var scope = NewDisposeScope();
+        // The label values only feed a loss nobody reads; 0 is a valid class for every vocabulary.
+        var labels = where(selected, zeros_like(inputIds), full_like(inputIds, -100L)); // [batch, seq]
+        // Not disposed here: the scope frees the loss and hidden state, and the logits leave it.
+        var output = model.Forward(inputIds, attentionMask, model.UsesTokenTypeIds ? tokenTypeIds : null, labels, sparsePrediction: true);
+        return output.Logits.MoveToOuterDisposeScope(); // [n, vocab]
+    }
+}
