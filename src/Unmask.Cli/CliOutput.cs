@@ -8,9 +8,18 @@ public sealed class CliOutput(TextWriter output, TextWriter error)
     public TextWriter Out { get; } = output;
     public TextWriter Error { get; } = error;
 
-    public IAnsiConsole Console { get; } = ReferenceEquals(output, System.Console.Out)
+    // A redirected stdout gets plain tables: colour codes would end up in the file or the next program's input.
+    public IAnsiConsole Console { get; } = ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected
         ? AnsiConsole.Console
-        : AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
+        : PlainConsole(output);
+
+    // Without a terminal there is no width to detect, and Spectre's default of 80 columns wraps long names in tables.
+    static IAnsiConsole PlainConsole(TextWriter output)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No });
+        console.Profile.Width = 160;
+        return console;
+    }
 
     /// <summary>Runs a command body; a user error becomes one line on stderr and exit code 1.</summary>
     public int Guard(Func<int> body)
