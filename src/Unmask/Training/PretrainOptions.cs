@@ -45,6 +45,8 @@ public sealed record PretrainOptions
     public double AdamBeta1 { get; init; } = 0.9;
     public double AdamBeta2 { get; init; } = 0.98;
     public double AdamEpsilon { get; init; } = 1e-6;
+    /// <summary>What the model is trained to do; <see cref="Masking"/> configures <see cref="ObjectiveKind.Mlm"/> only.</summary>
+    public ObjectiveKind Objective { get; init; } = ObjectiveKind.Mlm;
     public MaskingOptions Masking { get; init; } = new();
 
     public int VocabSize { get; init; } = 16384;
