@@ -20,6 +20,15 @@ public class MdlmObjectiveTests
     }
 
     [Fact]
+    public void MdlmRefusesMaskingOptions()
+    {
+        var options = new PretrainOptions { Output = "unused", Objective = ObjectiveKind.Mdlm, Masking = new MaskingOptions(Rate: 0.3) };
+        var error = Assert.Throws<UnmaskException>(options.Validate);
+        Assert.Contains("--objective mdlm", error.Message);
+        (options with { Masking = new MaskingOptions() }).Validate();
+    }
+
+    [Fact]
     public void AntitheticTimesPutOneTimeInEveryStratum()
     {
         var rng = new Random(7);
