@@ -22,8 +22,9 @@ public sealed record PretrainResult(
 
 /// <summary>
 /// Runs masked-language-model pretraining: corpus → tokenizer → token store → packed batches → objective (MLM with a
-/// masking strategy, or MDLM) → BertForMaskedLM with sparse prediction → AdamW. Writes Hugging Face folders (final model in the output folder,
-/// intermediate ones in checkpoint-&lt;step&gt;), metrics.jsonl and loss.png. Cancelling saves a checkpoint first.
+/// masking strategy, or MDLM) → BertForMaskedLM with sparse prediction → AdamW. Writes Hugging Face folders (final
+/// model in the output folder, intermediate ones in checkpoint-&lt;step&gt;), metrics.jsonl and loss.png. Cancelling
+/// saves a checkpoint first.
 /// </summary>
 public static class Pretrainer
 {
@@ -161,7 +162,8 @@ public static class Pretrainer
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
                 {
                     var batch = batcher.Next(ct);
-                    var loss = objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction).Loss / options.GradientAccumulationSteps;
+                    var loss = objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction).Loss
+                        / options.GradientAccumulationSteps;
                     // An objective may find nothing to predict in a micro-batch; its zero loss has no graph to run back through.
                     if (loss.requires_grad) loss.backward();
                     stepLoss += loss.item<float>();
