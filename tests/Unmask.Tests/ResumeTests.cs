@@ -13,7 +13,7 @@ public class ResumeTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    PretrainOptions Options(string name)
+    PretrainOptions Options(string name, ObjectiveKind objective)
     {
         var config = Path.Combine(_dir.FullName, "config.json");
         File.WriteAllText(config, """
@@ -25,6 +25,7 @@ public class ResumeTests : IDisposable
             Corpus = Path.Combine(SharedFixtures.Gutenberg, "extra", "alice_in_wonderland.txt.gz"),
             Output = Path.Combine(_dir.FullName, name),
             ConfigPath = config,
+            Objective = objective,
             MaxSteps = 8,
             BatchSize = 4,
             MaxSeqLength = 32,
@@ -40,16 +41,21 @@ public class ResumeTests : IDisposable
     static double[] TrainLosses(string run) =>
         MetricsLog.Read(Path.Combine(run, "metrics.jsonl")).Where(r => r.Split == "train").OrderBy(r => r.Step).Select(r => r.Values["loss"]).ToArray();
 
-    [Fact]
-    public void StoppedAndResumedRunRepeatsTheUninterruptedRun()
+    static IReadOnlyDictionary<string, double> FinalValidation(string run) =>
+        MetricsLog.Read(Path.Combine(run, "metrics.jsonl")).Where(r => r.Split == "validation").MaxBy(r => r.Step)!.Values;
+
+    [Theory]
+    [InlineData(ObjectiveKind.Mlm)]
+    [InlineData(ObjectiveKind.Mdlm)]
+    public void StoppedAndResumedRunRepeatsTheUninterruptedRun(ObjectiveKind objective)
     {
-        var straight = Pretrainer.Run(Options("straight"));
+        var straight = Pretrainer.Run(Options($"straight-{objective}", objective));
         Assert.Equal(8, straight.Steps);
         Assert.False(straight.Interrupted);
 
         using var cts = new CancellationTokenSource();
         var stopAt4 = new SyncProgress<PretrainProgress>(p => { if (p.Phase == "training" && p.Step == 4) cts.Cancel(); });
-        var first = Pretrainer.Run(Options("resumed"), stopAt4, cts.Token);
+        var first = Pretrainer.Run(Options($"resumed-{objective}", objective), stopAt4, cts.Token);
         Assert.True(first.Interrupted);
         Assert.Equal(4, first.Steps);
         Assert.True(Directory.Exists(Path.Combine(first.OutputDirectory, "checkpoint-4")));
@@ -63,6 +69,11 @@ public class ResumeTests : IDisposable
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6, $"step {i + 1}: {expected[i]} vs {actual[i]}");
         Assert.Equal(straight.Validation.Loss, second.Validation.Loss, 6);
+        // The objective's own validation metrics (MDLM's ELBO) repeat too.
+        var finalStraight = FinalValidation(straight.OutputDirectory);
+        var finalResumed = FinalValidation(second.OutputDirectory);
+        Assert.Equal(finalStraight.Keys.Order(), finalResumed.Keys.Order());
+        foreach (var (name, value) in finalStraight) Assert.True(Math.Abs(value - finalResumed[name]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{name}: {value} vs {finalResumed[name]}");
         Assert.True(File.Exists(Path.Combine(second.OutputDirectory, "loss.png")));
         Assert.True(File.Exists(Path.Combine(second.OutputDirectory, "model.safetensors")));
     }

@@ -34,12 +34,18 @@ public static partial class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
+        var objective = new Option<string>("--objective")
+        {
+            DefaultValueFactory = _ => "mlm",
+            Description = "mlm (BERT masking, shaped by the masking options) or mdlm (masked diffusion: per-sequence rate t ~ U(0,1), loss weighted 1/t)",
+        };
+        objective.AcceptOnlyFromAmong("mlm", "mdlm");
         var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining a Hugging Face BERT/RoBERTa model folder, with its own tokenizer and config" };
 
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
             corpus, encoding, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom,
+            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom, objective,
         };
         var masking = new MaskingArguments();
         masking.AddTo(command);
@@ -86,6 +92,7 @@ public static partial class PretrainCommand
                         Decay = parse.GetValue(decay),
                         WeightDecay = parse.GetValue(weightDecay),
                         MaxGradNorm = parse.GetValue(clip),
+                        Objective = parse.GetValue(objective) == "mdlm" ? ObjectiveKind.Mdlm : ObjectiveKind.Mlm,
                         Masking = masking.Read(parse),
                         VocabSize = parse.GetValue(vocab),
                         PresetDropout = parse.GetValue(dropout),

@@ -45,6 +45,8 @@ public sealed record PretrainOptions
     public double AdamBeta1 { get; init; } = 0.9;
     public double AdamBeta2 { get; init; } = 0.98;
     public double AdamEpsilon { get; init; } = 1e-6;
+    /// <summary>What the model is trained to do; <see cref="Masking"/> configures <see cref="ObjectiveKind.Mlm"/> only.</summary>
+    public ObjectiveKind Objective { get; init; } = ObjectiveKind.Mlm;
     public MaskingOptions Masking { get; init; } = new();
 
     public int VocabSize { get; init; } = 16384;
@@ -83,6 +85,9 @@ public sealed record PretrainOptions
         if (InitFrom is not null && !Directory.Exists(InitFrom)) throw new UnmaskException($"{InitFrom}: model folder not found");
         if (VocabSize < 256) throw new UnmaskException($"vocabulary size must be at least 256, got {VocabSize}");
         Masking.Validate();
+        // MDLM's corruption is fixed by the method (rate t per sequence, mask token only): a masking option would be silently ignored.
+        if (Objective == ObjectiveKind.Mdlm && Masking != new MaskingOptions())
+            throw new UnmaskException("--objective mdlm masks each sequence at its own rate with the mask token only; leave out the masking options (--masking, --mask-rate, --mask-split, --masking-config, ...)");
     }
 
     /// <summary>Fraction of the budget used, by whichever budget runs out first.</summary>

@@ -21,9 +21,10 @@ public sealed record PretrainResult(
     bool Interrupted, string Precision, string? CheckpointDirectory);
 
 /// <summary>
-/// Runs masked-language-model pretraining: corpus → tokenizer → token store → packed batches → BERT masking →
-/// BertForMaskedLM with sparse prediction → AdamW. Writes Hugging Face folders (final model in the output folder,
-/// intermediate ones in checkpoint-&lt;step&gt;), metrics.jsonl and loss.png. Cancelling saves a checkpoint first.
+/// Runs masked-language-model pretraining: corpus → tokenizer → token store → packed batches → objective (MLM with a
+/// masking strategy, or MDLM) → BertForMaskedLM with sparse prediction → AdamW. Writes Hugging Face folders (final
+/// model in the output folder, intermediate ones in checkpoint-&lt;step&gt;), metrics.jsonl and loss.png. Cancelling
+/// saves a checkpoint first.
 /// </summary>
 public static class Pretrainer
 {
@@ -102,7 +103,11 @@ public static class Pretrainer
         using var optimizer = new AdamW(AdamW.DecayGroups(named, options.WeightDecay), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon);
         var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupRatio, options.Decay);
         var vocab = MaskingVocabulary.FromTokenizer(tokenizer, config.VocabSize);
-        var masking = CreateMasking(options.Masking, vocab, tokenizer, trainStore, cache, Phase, ct);
+        IObjective objective = options.Objective switch
+        {
+            ObjectiveKind.Mdlm => new MdlmObjective(model, vocab),
+            _ => new MlmObjective(model, CreateMasking(options.Masking, vocab, tokenizer, trainStore, cache, Phase, ct)),
+        };
 
         long step = 0, tokens = 0;
         var previousElapsed = TimeSpan.Zero;
@@ -118,7 +123,7 @@ public static class Pretrainer
         using var metrics = resumeFrom is null ? MetricsLog.Create(metricsPath) : MetricsLog.Open(metricsPath, step);
 
         // Validation keeps BERT's random masking at the start rate whatever the strategy, so runs stay comparable.
-        var validation = PrepareValidation(validSequences, options,
+        var (validationIds, validation) = PrepareValidation(validSequences, options,
             new RandomMasking(options.Masking with { Strategy = MaskingStrategies.Random, Schedule = new() }, vocab));
         long baselineId = MostFrequentToken(trainStore, vocab);
 
@@ -157,12 +162,10 @@ public static class Pretrainer
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
                 {
                     var batch = batcher.Next(ct);
-                    var masked = masking.Apply(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction);
-                    var input = tensor(masked.InputIds, new long[] { batch.BatchSize, batch.SeqLength });   // [batch, seq]
-                    var labels = tensor(masked.Labels, new long[] { batch.BatchSize, batch.SeqLength });    // [batch, seq]
-                    using var output = model.Forward(input, labels: labels, sparsePrediction: true);
-                    var loss = output.Loss! / options.GradientAccumulationSteps;
-                    loss.backward();
+                    var loss = objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction).Loss
+                        / options.GradientAccumulationSteps;
+                    // An objective may find nothing to predict in a micro-batch; its zero loss has no graph to run back through.
+                    if (loss.requires_grad) loss.backward();
                     stepLoss += loss.item<float>();
                 }
                 nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
@@ -195,7 +198,7 @@ public static class Pretrainer
             if (mark > lastEvalMark && fraction < 1)
             {
                 lastEvalMark = mark;
-                lastValidation = Validate(model, validation, baselineId, metrics, step, tokens, progress, elapsed);
+                lastValidation = Validate(model, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, elapsed);
             }
             if (options.SaveSteps > 0 && step % options.SaveSteps == 0 && fraction < 1)
             {
@@ -212,10 +215,10 @@ public static class Pretrainer
         }
         else
         {
-            lastValidation = Validate(model, validation, baselineId, metrics, step, tokens, progress, Elapsed());
+            lastValidation = Validate(model, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, Elapsed());
             SaveCheckpoint(options.Output);
         }
-        lastValidation ??= Validate(model, validation, baselineId, metrics, step, tokens, progress, Elapsed());
+        lastValidation ??= Validate(model, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, Elapsed());
         LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
             $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {(options.InitFrom is null ? $"BERT {options.Size}" : config.Architecture)}, {precision}");
         double overallTps = (tokens - tokensAtLoopStart) / Math.Max(loopClock.Elapsed.TotalSeconds, 1e-9);
@@ -240,19 +243,23 @@ public static class Pretrainer
         _ => MatmulBenchmark.Bf16IsFaster(config.HiddenSize, config.IntermediateSize) ? "bf16" : "fp32",
     };
 
-    static IReadOnlyList<MaskedBatch> PrepareValidation(SequencePacker sequences, PretrainOptions options, IMaskingStrategy masking)
+    /// <summary>The validation batches, uncorrupted (for the objective's own metrics) and masked once with a fixed seed.</summary>
+    static (IReadOnlyList<long[]> Ids, IReadOnlyList<MaskedBatch> Masked) PrepareValidation(SequencePacker sequences, PretrainOptions options,
+        IMaskingStrategy masking)
     {
         var rng = new Random(ValidationSeed);
+        var ids = new List<long[]>();
         var batches = new List<MaskedBatch>();
         int count = (int)Math.Min(sequences.Count, options.ValidationSequences);
         for (int start = 0; start < count; start += options.BatchSize)
         {
             int size = Math.Min(options.BatchSize, count - start);
-            var ids = new long[size * options.MaxSeqLength];
-            for (int i = 0; i < size; i++) sequences.CopySequence(start + i, ids.AsSpan(i * options.MaxSeqLength, options.MaxSeqLength));
-            batches.Add(masking.Apply(ids, size, options.MaxSeqLength, rng, progress: 0));
+            var batch = new long[size * options.MaxSeqLength];
+            for (int i = 0; i < size; i++) sequences.CopySequence(start + i, batch.AsSpan(i * options.MaxSeqLength, options.MaxSeqLength));
+            ids.Add(batch);
+            batches.Add(masking.Apply(batch, size, options.MaxSeqLength, rng, progress: 0));
         }
-        return batches;
+        return (ids, batches);
     }
 
     /// <summary>The configured strategy; corpus statistics, when it needs them, are cached beside the token store.</summary>
@@ -314,16 +321,22 @@ public static class Pretrainer
         return new ValidationResult(lossSum / Math.Max(total, 1), (double)correct / Math.Max(total, 1), (double)baseline / Math.Max(total, 1), total);
     }
 
-    static ValidationResult Validate(BertForMaskedLM model, IReadOnlyList<MaskedBatch> batches, long baselineId, MetricsLog metrics,
-        long step, long tokens, IProgress<PretrainProgress>? progress, TimeSpan elapsed)
+    static ValidationResult Validate(BertForMaskedLM model, IObjective objective, IReadOnlyList<long[]> ids, IReadOnlyList<MaskedBatch> batches,
+        long baselineId, MetricsLog metrics, long step, long tokens, IProgress<PretrainProgress>? progress, TimeSpan elapsed)
     {
         progress?.Report(new PretrainProgress("validating", step, tokens, 0, null, 0, elapsed, null));
         var v = Evaluate(model, batches, baselineId);
-        metrics.Write(new MetricsRecord("validation", step, tokens, new Dictionary<string, double>
+        var values = new Dictionary<string, double>
         {
             ["loss"] = v.Loss, ["masked_accuracy"] = v.MaskedAccuracy, ["baseline_accuracy"] = v.BaselineAccuracy,
             ["masked_tokens"] = v.MaskedTokens,
-        }));
+        };
+        bool wasTraining = model.training;
+        model.eval();
+        using (inference_mode())
+            foreach (var (name, value) in objective.ValidationMetrics(ids, batches[0].SeqLength)) values[name] = value;
+        if (wasTraining) model.train();
+        metrics.Write(new MetricsRecord("validation", step, tokens, values));
         return v;
     }
 }

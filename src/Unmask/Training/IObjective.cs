@@ -1,0 +1,24 @@
+using static TorchSharp.torch;
+
+namespace Unmask.Training;
+
+/// <summary>The pretraining objectives <c>unmask pretrain --objective</c> offers.</summary>
+public enum ObjectiveKind { Mlm, Mdlm }
+
+/// <summary>One micro-batch's loss (a scalar in the caller's dispose scope) and how many positions it predicted.</summary>
+public sealed record ObjectiveLoss(Tensor Loss, long PredictedTokens);
+
+/// <summary>
+/// Turns packed token ids into model inputs and a loss. The trainer hands it batches and back-propagates what it
+/// returns; how positions are chosen, corrupted and weighted stays here.
+/// </summary>
+public interface IObjective
+{
+    /// <param name="inputIds">[batchSize × seqLength] packed ids, row-major, special tokens included.</param>
+    /// <param name="progress">Training progress in [0, 1], for schedules.</param>
+    ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress);
+
+    /// <summary>Metrics beyond the shared masked-LM validation, on the uncorrupted validation batches (ids as in
+    /// <see cref="Loss"/>); the model is in eval mode and gradients are off.</summary>
+    IReadOnlyDictionary<string, double> ValidationMetrics(IReadOnlyList<long[]> batches, int seqLength);
+}

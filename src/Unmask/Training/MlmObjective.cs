@@ -1,0 +1,21 @@
+using Unmask.Masking;
+using Unmask.Modeling;
+using static TorchSharp.torch;
+
+namespace Unmask.Training;
+
+/// <summary>BERT's masked language modelling: the configured masking strategy, cross-entropy on the selected positions.</summary>
+public sealed class MlmObjective(BertForMaskedLM model, IMaskingStrategy masking) : IObjective
+{
+    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress)
+    {
+        var masked = masking.Apply(inputIds, batchSize, seqLength, rng, progress);
+        var input = tensor(masked.InputIds, new long[] { batchSize, seqLength });   // [batch, seq]
+        var labels = tensor(masked.Labels, new long[] { batchSize, seqLength });    // [batch, seq]
+        var output = model.Forward(input, labels: labels, sparsePrediction: true);
+        return new ObjectiveLoss(output.Loss!, masked.SelectedCount);
+    }
+
+    public IReadOnlyDictionary<string, double> ValidationMetrics(IReadOnlyList<long[]> batches, int seqLength) =>
+        new Dictionary<string, double>();
+}
