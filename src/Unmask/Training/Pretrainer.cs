@@ -95,6 +95,7 @@ public static class Pretrainer
 
         torch.manual_seed(options.Seed);
         using var model = modelFolder is not null ? ModelFolder.LoadBert(modelFolder) : BertForMaskedLM.Create(config);
+        if (modelFolder is null && options.AttentionInit == AttentionInit.Local) model.InitialiseLocalAttention();
         var precision = ChoosePrecision(options.Precision, config);
         model.ComputeDtype = precision == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
         model.train();
