@@ -122,13 +122,7 @@ public sealed record BertConfig : IHfConfig
     }
 
     /// <summary>Writes config.json with keys sorted, as HF's save_pretrained does.</summary>
-    public void Save(string path)
-    {
-        var node = JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject();
-        var sorted = new JsonObject();
-        foreach (var (key, value) in node.OrderBy(p => p.Key, StringComparer.Ordinal)) sorted[key] = value?.DeepClone();
-        AtomicFile.WriteAllText(path, sorted.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
-    }
+    public void Save(string path) => HfConfigJson.Write(JsonSerializer.SerializeToNode(this, JsonOptions)!.AsObject(), path);
 
     /// <summary>Rejects configurations this implementation cannot run; <paramref name="source"/> names where it came from.</summary>
     internal void Validate(string source)

@@ -43,9 +43,14 @@ internal static class HfConfigJson
         }
     }
 
-    public static void Save<T>(T config, string path)
+    public static void Save<T>(T config, string path) => Write(JsonSerializer.SerializeToNode(config, Options)!.AsObject(), path);
+
+    /// <summary>Writes a serialized config as transformers' save_pretrained does: keys sorted, indented.</summary>
+    public static void Write(JsonObject node, string path)
     {
-        var node = JsonSerializer.SerializeToNode(config, Options)!.AsObject();
+        // transformers writes only fields that differ from PretrainedConfig's defaults; tie_word_embeddings (true) is
+        // the one such default the families' records carry.
+        if (node["tie_word_embeddings"] is JsonValue tie && tie.TryGetValue<bool>(out var tied) && tied) node.Remove("tie_word_embeddings");
         var sorted = new JsonObject();
         foreach (var (key, value) in node.OrderBy(p => p.Key, StringComparer.Ordinal)) sorted[key] = value?.DeepClone();
         AtomicFile.WriteAllText(path, sorted.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
