@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
@@ -73,6 +74,79 @@ public static class SafeTensors
         {
             foreach (var tensor in tensors.Values) tensor.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Maps the file into memory and checks its header; each tensor's bytes are then copied from the mapping straight
+    /// into the tensor that receives them, so loading holds no second copy of the weights beyond the page cache.
+    /// </summary>
+    public static IHfTensorSource Map(string path)
+    {
+        SafeTensorsHeader header;
+        long dataStart;
+        using (var stream = OpenRead(path)) (header, dataStart) = ReadHeader(stream, path);
+        return new MappedFile(path, header, dataStart);
+    }
+
+    sealed unsafe class MappedFile : IHfTensorSource
+    {
+        readonly string path;
+        readonly Dictionary<string, SafeTensorEntry> entries;
+        readonly MemoryMappedFile file;
+        readonly MemoryMappedViewAccessor view;
+        readonly byte* data;
+
+        public MappedFile(string path, SafeTensorsHeader header, long dataStart)
+        {
+            this.path = path;
+            entries = header.Tensors.ToDictionary(e => e.Name, StringComparer.Ordinal);
+            Names = header.Tensors.Select(e => e.Name).ToList();
+            try
+            {
+                file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new UnmaskException($"Cannot map safetensors file '{path}': {ex.Message}", ex);
+            }
+            view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            byte* start = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
+            data = start + view.PointerOffset + dataStart;
+        }
+
+        public IReadOnlyCollection<string> Names { get; }
+
+        public bool Contains(string name) => entries.ContainsKey(name);
+
+        public long[] Shape(string name) => entries[name].Shape;
+
+        public bool IsFloatingPoint(string name) => entries[name].Dtype is "F64" or "F32" or "F16" or "BF16";
+
+        public void CopyTo(string name, Tensor destination)
+        {
+            var entry = entries[name];
+            var length = entry.End - entry.Begin;
+            if (length > int.MaxValue) throw new UnmaskException($"{path}: tensor '{name}' is larger than 2 GiB, which this reader cannot copy.");
+            var bytes = new ReadOnlySpan<byte>(data + entry.Begin, (int)length);
+            var type = DtypeByName[entry.Dtype].Type;
+            if (destination.dtype == type && destination.device_type == DeviceType.CPU && destination.is_contiguous())
+            {
+                bytes.CopyTo(destination.bytes);
+                return;
+            }
+            // Another element type or layout: one tensor at a time goes through a temporary that libtorch converts.
+            using var temporary = torch.empty(entry.Shape, type);
+            bytes.CopyTo(temporary.bytes);
+            destination.copy_(temporary);
+        }
+
+        public void Dispose()
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            view.Dispose();
+            file.Dispose();
         }
     }
 

@@ -703,43 +703,23 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
     /// Copies HF-named tensors into the parameters. Tied names may be present or absent; position_ids buffers and
     /// pooler weights (not part of a masked-LM model) are ignored. Float16/bfloat16 tensors are widened to float32.
     /// </summary>
-    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source)
+    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source) => LoadHfWeights(new TensorDictionarySource(source));
+
+    public void LoadHfWeights(IHfTensorSource source)
     {
-        var target = HfStateDict();
         var optional = new HashSet<string> { DecoderBias };
         if (Config.TieWordEmbeddings) optional.Add(DecoderWeight);
         // Old checkpoints may carry only the decoder's name for the shared bias.
-        if (!source.ContainsKey(PredictionBias) && source.ContainsKey(DecoderBias)) optional.Add(PredictionBias);
+        if (!source.Contains(PredictionBias) && source.Contains(DecoderBias)) optional.Add(PredictionBias);
 
         var prefix = Config.IsRoberta ? "roberta." : "bert.";
         // BertForPreTraining checkpoints (bert-base-uncased among them) also carry the next-sentence head, unused here.
         bool Ignored(string name) => name == prefix + "embeddings.position_ids" || name.StartsWith(prefix + "pooler.", StringComparison.Ordinal)
             || name.StartsWith("cls.seq_relationship.", StringComparison.Ordinal);
-        var unexpected = source.Keys.Where(n => !Ignored(n) && !target.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
-        var missing = target.Keys.Where(n => !optional.Contains(n) && !source.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
-        if (missing.Count > 0)
-            throw new UnmaskException($"Weights are missing for {missing.Count} parameter(s): {string.Join(", ", missing.Take(8))}{(missing.Count > 8 ? ", ..." : "")}.");
-        if (unexpected.Count > 0)
-            throw new UnmaskException($"Unexpected tensor(s) for a {Architecture}: {string.Join(", ", unexpected.Take(8))}{(unexpected.Count > 8 ? ", ..." : "")}.");
-
-        foreach (var (name, tensor) in source)
-        {
-            if (Ignored(name)) continue;
-            if (!tensor.shape.SequenceEqual(target[name].shape))
-                throw new UnmaskException($"Tensor '{name}' has shape [{string.Join(", ", tensor.shape)}] but the model expects [{string.Join(", ", target[name].shape)}].");
-            if (!tensor.is_floating_point())
-                throw new UnmaskException($"Tensor '{name}' has element type {tensor.dtype}; a floating-point type is expected.");
-        }
-
-        using var noGrad = torch.no_grad();
-        foreach (var (name, tensor) in source)
-        {
-            if (Ignored(name)) continue;
-            // The shared tensor is taken from its primary name; the alias would only copy the same values again.
-            if (Config.TieWordEmbeddings && name == DecoderWeight) continue;
-            if (name == DecoderBias && source.ContainsKey(PredictionBias)) continue;
-            target[name].copy_(tensor);
-        }
+        // The shared tensor is taken from its primary name; the alias would only copy the same values again.
+        var aliasOf = new Dictionary<string, string> { [DecoderBias] = PredictionBias };
+        if (Config.TieWordEmbeddings) aliasOf[DecoderWeight] = prefix + "embeddings.word_embeddings.weight";
+        HfWeights.Copy(Architecture, HfStateDict(), source, optional, Ignored, aliasOf);
     }
 
     Dictionary<string, Tensor> HfStateDict() => state_dict().ToDictionary(p => HfName(p.Key), p => p.Value);
