@@ -29,7 +29,9 @@ public static class ModelLoader
         var configPath = Path.Combine(dir, ModelFolder.ConfigFileName);
         if (!File.Exists(configPath))
             throw new UnmaskException($"Model folder '{dir}' has no {ModelFolder.ConfigFileName}; is it a Hugging Face model folder?");
-        var model = Create(configPath);
+        // Every parameter is either copied from the file or tied to one that is; a missing one is an error below.
+        IMaskedLmModel model;
+        using (Parameters.SkipInitialisation()) model = Create(configPath);
         try
         {
             var (weightsPath, source) = HfWeightFiles.Open(dir);

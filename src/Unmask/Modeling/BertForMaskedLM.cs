@@ -203,10 +203,30 @@ public sealed record MaskedLmOutput(Tensor Logits, Tensor? Loss, Tensor LastHidd
 /// <summary>Creates parameters that survive any dispose scope active while a model is being built.</summary>
 internal static class Parameters
 {
+    [ThreadStatic] static bool skipInitialisation;
+
+    /// <summary>
+    /// Until disposed, parameters created on this thread keep torch.empty's contents. For a model whose every
+    /// parameter is about to be overwritten by loaded weights: random initialisation is most of a load's time
+    /// (measured: 3.6 s of 4.1 s for BERT-base).
+    /// </summary>
+    public static IDisposable SkipInitialisation()
+    {
+        var outer = skipInitialisation;
+        skipInitialisation = true;
+        return new Restore(() => skipInitialisation = outer);
+    }
+
+    sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
     public static Parameter Create(long[] shape, Action<Tensor> initialise)
     {
         var parameter = new Parameter(torch.empty(shape, ScalarType.Float32));
-        using (torch.no_grad()) initialise(parameter);
+        if (!skipInitialisation)
+            using (torch.no_grad()) initialise(parameter);
         return (Parameter)parameter.DetachFromDisposeScope();
     }
 
