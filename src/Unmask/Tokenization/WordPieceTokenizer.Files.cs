@@ -254,7 +254,10 @@ public sealed partial class WordPieceTokenizer
     /// is not in the vocabulary), each file atomically; also tokenizer.json, except for a tokenizer loaded from a folder
     /// that had none (transformers' slow tokenizer writes none, and a saved folder keeps the files it was loaded from).
     /// </summary>
-    public void Save(string directory)
+    public void Save(string directory) => Save(directory, writesTokenizerJson);
+
+    /// <summary>As <see cref="Save(string)"/>, choosing whether tokenizer.json (the fast tokenizer's file) is written.</summary>
+    public void Save(string directory, bool writeTokenizerJson)
     {
         ArgumentNullException.ThrowIfNull(directory);
         Directory.CreateDirectory(directory);
@@ -265,7 +268,7 @@ public sealed partial class WordPieceTokenizer
         WriteAtomically(Path.Combine(directory, SpecialTokensMapFile), Json(WriteSpecialTokensMap));
         // A stale tokenizer.json would be read before vocab.txt, so one this tokenizer does not write is removed.
         var jsonPath = Path.Combine(directory, TokenizerJsonFile);
-        if (writesTokenizerJson) WriteAtomically(jsonPath, Json(WriteTokenizerJson));
+        if (writeTokenizerJson) WriteAtomically(jsonPath, Json(WriteTokenizerJson));
         else if (File.Exists(jsonPath)) File.Delete(jsonPath);
         var addedPath = Path.Combine(directory, AddedTokensFile);
         if (addedIds.Length > 0)
