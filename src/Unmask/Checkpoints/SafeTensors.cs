@@ -83,10 +83,18 @@ public static class SafeTensors
     /// </summary>
     public static IHfTensorSource Map(string path)
     {
-        SafeTensorsHeader header;
-        long dataStart;
-        using (var stream = OpenRead(path)) (header, dataStart) = ReadHeader(stream, path);
-        return new MappedFile(path, header, dataStart);
+        // The header is checked against the length of the same open file that is then mapped.
+        var stream = OpenRead(path);
+        try
+        {
+            var (header, dataStart) = ReadHeader(stream, path);
+            return new MappedFile(path, stream, header, dataStart);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
     }
 
     sealed unsafe class MappedFile : IHfTensorSource
@@ -97,20 +105,21 @@ public static class SafeTensors
         readonly MemoryMappedViewAccessor view;
         readonly byte* data;
 
-        public MappedFile(string path, SafeTensorsHeader header, long dataStart)
+        public MappedFile(string path, FileStream stream, SafeTensorsHeader header, long dataStart)
         {
             this.path = path;
             entries = header.Tensors.ToDictionary(e => e.Name, StringComparer.Ordinal);
             Names = header.Tensors.Select(e => e.Name).ToList();
             try
             {
-                file = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+                file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+                view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
+                file?.Dispose();
                 throw new UnmaskException($"Cannot map safetensors file '{path}': {ex.Message}", ex);
             }
-            view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
             byte* start = null;
             view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
             data = start + view.PointerOffset + dataStart;
