@@ -12,10 +12,17 @@ using static TorchSharp.torch;
 //   dotnet run -c Release --project bench/Unmask.Bench [-- sizes=tiny,mini steps=12 batch=16 seq=128 vocab=16384 data=yes|no]
 // PLL scoring, batched against the plain loop:
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=pll [sentences=200 loop-sentences=40 size=mini batch-tokens=2048]
+// Loading a BERT-base model folder (wall time, resident memory):
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=load [dir=FOLDER]
 var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
 if (settings.GetValueOrDefault("mode") == "pll")
 {
     PllBench.Run(settings);
+    return;
+}
+if (settings.GetValueOrDefault("mode") == "load")
+{
+    LoadBench.Run(settings);
     return;
 }
 string[] sizes = settings.GetValueOrDefault("sizes", "tiny,mini").Split(',');

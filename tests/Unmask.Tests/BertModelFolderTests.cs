@@ -94,5 +94,16 @@ public class BertModelFolderTests : IDisposable
         var shapes = Assert.Throws<UnmaskException>(() => ModelFolder.LoadBert(mismatch));
         Assert.Contains(Path.Combine(mismatch, "model.safetensors"), shapes.Message);
         Assert.Contains("bert.embeddings", shapes.Message);
+
+        // A file cut short: the header promises data the file does not hold; the error names the file and a tensor.
+        var truncated = Path.Combine(root, "truncated");
+        Directory.CreateDirectory(truncated);
+        File.Copy(Path.Combine(SharedFixtures.HfReference, "models", "bert-cased", "config.json"), Path.Combine(truncated, "config.json"));
+        var weights = File.ReadAllBytes(Path.Combine(SharedFixtures.HfReference, "models", "bert-cased", "model.safetensors"));
+        File.WriteAllBytes(Path.Combine(truncated, "model.safetensors"), weights[..^100]);
+        var cut = Assert.Throws<UnmaskException>(() => ModelFolder.LoadBert(truncated));
+        Assert.Contains(Path.Combine(truncated, "model.safetensors"), cut.Message);
+        Assert.Contains("truncated file", cut.Message);
+        Assert.Matches("tensor '[a-z._A-Z0-9]+'", cut.Message);
     }
 }

@@ -42,15 +42,18 @@ public class CliInteropTests : IDisposable
         }
     }
 
-    [Theory]
-    [InlineData("bert-cased", "batch_pair_mask")]
-    [InlineData("distilbert", "batch_right_pad")]
-    [InlineData("electra-generator", "pair")]
-    public void ForwardMatchesHfOnPairsAndOtherFamilies(string model, string caseName) => AssertForwardMatches(model, caseName);
+    /// <summary>Every case of every fixture model folder: single texts, pairs, right- and left-padded batches.</summary>
+    public static IEnumerable<object[]> AllCases() => HfModelReferenceTests.Cases();
 
-    [Fact]
-    public void ForwardPadsOnTheRequestedSide() =>
-        AssertForwardMatches("bert-uncased", "batch_left_pad", "--padding-side", "left");
+    // The padding side is passed explicitly only where the case differs from the tokenizer's own, so the default is
+    // exercised by the right-padded cases and the flag by the left-padded ones.
+    [Theory]
+    [MemberData(nameof(AllCases))]
+    public void ForwardMatchesHfForEveryFamilyAndCase(string model, string caseName)
+    {
+        var side = BertReferenceFixtures.Case(model, caseName).GetProperty("tokenizer_call").GetProperty("padding_side").GetString()!;
+        AssertForwardMatches(model, caseName, side == "right" ? [] : ["--padding-side", side]);
+    }
 
     [Fact]
     public void DiscriminatorForwardPrintsOneLogitPerPosition()

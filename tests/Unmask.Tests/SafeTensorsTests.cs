@@ -112,6 +112,32 @@ public class SafeTensorsTests : IDisposable
     }
 
     [Fact]
+    public void MappedFileCopiesIntoDestinationsOfAnyTypeAndLayout()
+    {
+        using var scope = torch.NewDisposeScope();
+        var path = Path.Combine(dir, "mapped.safetensors");
+        var values = torch.arange(12, dtype: ScalarType.Float32).reshape(3, 4) / 3;
+        SafeTensors.Save(path, new Dictionary<string, Tensor> { ["half"] = values.to(ScalarType.Float16), ["full"] = values, ["ids"] = torch.arange(3) });
+        using var source = SafeTensors.Map(path);
+        Assert.Equal(["full", "half", "ids"], source.Names.Order(StringComparer.Ordinal));
+        Assert.Equal([3L, 4L], source.Shape("half"));
+        Assert.False(source.IsFloatingPoint("ids"));
+
+        var same = torch.zeros(3, 4);
+        source.CopyTo("full", same);
+        Assert.Equal(values.data<float>().ToArray(), same.data<float>().ToArray());
+
+        var widened = torch.zeros(3, 4);
+        source.CopyTo("half", widened);
+        Assert.Equal(values.to(ScalarType.Float16).to(ScalarType.Float32).data<float>().ToArray(), widened.data<float>().ToArray());
+
+        // A transposed view is not contiguous, so the bytes cannot go straight in; the values must still land right.
+        var transposed = torch.zeros(4, 3).t();
+        source.CopyTo("full", transposed);
+        Assert.Equal(values.data<float>().ToArray(), transposed.contiguous().data<float>().ToArray());
+    }
+
+    [Fact]
     public void CorruptFilesAreReportedWithFileAndTensor()
     {
         using var scope = torch.NewDisposeScope();
@@ -141,6 +167,7 @@ public class SafeTensorsTests : IDisposable
         {
             (text.Replace("\"F32\"", "\"F8\""), "unsupported dtype 'F8'"),
             (text.Replace("[10]", "[11]"), "needs 44"),
+            (text.Replace("[40,80]", "[80,120]"), "run past the end"),
             (text.Replace("\"pt\"", "12"), "metadata"),
         })
         {

@@ -38,6 +38,8 @@ public sealed class TokenizationFilesTests : IDisposable
         var original = WordPieceTokenizer.Load(source);
         var dir = NewDir("cased");
         original.Save(dir);
+        Assert.False(File.Exists(Path.Combine(dir, "tokenizer.json")), "the source folder has no tokenizer.json");
+        original.Save(dir, writeTokenizerJson: true);
         var texts = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedFixtures.HfReference, "tokenizer-cases", "bert-cased-strip-accents.json")))
             .RootElement.GetProperty("cases").EnumerateArray().Select(c => c.GetProperty("text").GetString()!).ToArray();
         foreach (var reloaded in new[] { WordPieceTokenizer.Load(dir), WordPieceTokenizer.Load(dir, WordPieceSource.TokenizerJson) })

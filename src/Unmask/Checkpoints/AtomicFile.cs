@@ -25,6 +25,8 @@ internal static class AtomicFile
         }
     }
 
+    public static void WriteAllBytes(string path, byte[] content) => Write(path, stream => stream.Write(content));
+
     public static void WriteAllText(string path, string text) =>
         Write(path, stream =>
         {

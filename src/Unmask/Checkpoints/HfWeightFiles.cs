@@ -32,6 +32,18 @@ public static class HfWeightFiles
             $"Model folder '{dir}' has no weights: looked for {SafeTensorsFile}, {SafeTensorsIndexFile}, {PyTorchFile} and {PyTorchIndexFile}.");
     }
 
+    /// <summary>
+    /// The folder's weights as a source to copy from (the caller disposes it): model.safetensors memory-mapped, the
+    /// other forms read into memory. Path is the file to name in errors.
+    /// </summary>
+    public static (string Path, IHfTensorSource Source) Open(string dir)
+    {
+        var single = Path.Combine(dir, SafeTensorsFile);
+        if (File.Exists(single)) return (single, SafeTensors.Map(single));
+        var (path, tensors) = Load(dir);
+        return (path, new TensorDictionarySource(tensors, owned: true));
+    }
+
     /// <summary>Reads the shards an index.json's weight_map names; every tensor must be in the shard the map says.</summary>
     public static Dictionary<string, Tensor> LoadSharded(string indexPath, Func<string, Dictionary<string, Tensor>> loadShard)
     {

@@ -29,21 +29,22 @@ public static class ModelLoader
         var configPath = Path.Combine(dir, ModelFolder.ConfigFileName);
         if (!File.Exists(configPath))
             throw new UnmaskException($"Model folder '{dir}' has no {ModelFolder.ConfigFileName}; is it a Hugging Face model folder?");
-        var model = Create(configPath);
+        // Every parameter is either copied from the file or tied to one that is; a missing one is an error below.
+        IMaskedLmModel model;
+        using (Parameters.SkipInitialisation()) model = Create(configPath);
         try
         {
-            var (weightsPath, tensors) = HfWeightFiles.Load(dir);
-            try
+            var (weightsPath, source) = HfWeightFiles.Open(dir);
+            using (source)
             {
-                model.LoadHfStateDict(WithCurrentLayerNormNames(tensors));
-            }
-            catch (UnmaskException ex)
-            {
-                throw new UnmaskException($"{weightsPath}: {ex.Message}", ex);
-            }
-            finally
-            {
-                foreach (var tensor in tensors.Values) tensor.Dispose();
+                try
+                {
+                    model.LoadHfWeights(WithCurrentLayerNormNames(source));
+                }
+                catch (UnmaskException ex)
+                {
+                    throw new UnmaskException($"{weightsPath}: {ex.Message}", ex);
+                }
             }
         }
         catch
@@ -59,18 +60,18 @@ public static class ModelLoader
     /// Checkpoints converted from TensorFlow name LayerNorm parameters gamma and beta; transformers renames them to
     /// weight and bias on load, and so does this.
     /// </summary>
-    internal static Dictionary<string, Tensor> WithCurrentLayerNormNames(Dictionary<string, Tensor> tensors)
+    internal static IHfTensorSource WithCurrentLayerNormNames(IHfTensorSource source)
     {
         static string Current(string name) =>
             name.EndsWith(".gamma", StringComparison.Ordinal) ? name[..^".gamma".Length] + ".weight"
             : name.EndsWith(".beta", StringComparison.Ordinal) ? name[..^".beta".Length] + ".bias"
             : name;
-        if (!tensors.Keys.Any(n => Current(n) != n)) return tensors;
-        var renamed = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (var (name, tensor) in tensors)
-            if (!renamed.TryAdd(Current(name), tensor))
+        if (!source.Names.Any(n => Current(n) != n)) return source;
+        var sourceName = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var name in source.Names)
+            if (!sourceName.TryAdd(Current(name), name))
                 throw new UnmaskException($"Tensor '{name}' and '{Current(name)}' are both present.");
-        return renamed;
+        return new RenamedTensorSource(source, sourceName);
     }
 
     /// <summary>A randomly initialised model of the family and size that config.json describes, in training mode.</summary>

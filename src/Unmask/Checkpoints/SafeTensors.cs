@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.IO.MemoryMappedFiles;
 using System.Text;
 using System.Text.Json;
 using TorchSharp;
@@ -73,6 +74,122 @@ public static class SafeTensors
         {
             foreach (var tensor in tensors.Values) tensor.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Maps the file into memory and checks its header; each tensor's bytes are then copied from the mapping straight
+    /// into the tensor that receives them, so loading holds no second copy of the weights beyond the page cache.
+    /// </summary>
+    public static IHfTensorSource Map(string path)
+    {
+        // The header is checked against the length of the same open file that is then mapped.
+        var stream = OpenRead(path);
+        try
+        {
+            var (header, dataStart) = ReadHeader(stream, path);
+            return new MappedFile(path, stream, header, dataStart);
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
+        }
+    }
+
+    sealed unsafe class MappedFile : IHfTensorSource
+    {
+        readonly string path;
+        readonly Dictionary<string, SafeTensorEntry> entries;
+        readonly MemoryMappedFile file;
+        readonly MemoryMappedViewAccessor view;
+        readonly byte* data;
+
+        public MappedFile(string path, FileStream stream, SafeTensorsHeader header, long dataStart)
+        {
+            this.path = path;
+            entries = header.Tensors.ToDictionary(e => e.Name, StringComparer.Ordinal);
+            Names = header.Tensors.Select(e => e.Name).ToList();
+            try
+            {
+                file = MemoryMappedFile.CreateFromFile(stream, null, 0, MemoryMappedFileAccess.Read, HandleInheritability.None, leaveOpen: false);
+                view = file.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                file?.Dispose();
+                throw new UnmaskException($"Cannot map safetensors file '{path}': {ex.Message}", ex);
+            }
+            byte* start = null;
+            view.SafeMemoryMappedViewHandle.AcquirePointer(ref start);
+            data = start + view.PointerOffset + dataStart;
+        }
+
+        public IReadOnlyCollection<string> Names { get; }
+
+        public bool Contains(string name) => entries.ContainsKey(name);
+
+        public long[] Shape(string name) => entries[name].Shape;
+
+        public bool IsFloatingPoint(string name) => entries[name].Dtype is "F64" or "F32" or "F16" or "BF16";
+
+        public void CopyTo(string name, Tensor destination)
+        {
+            var entry = entries[name];
+            var length = entry.End - entry.Begin;
+            if (length > int.MaxValue) throw new UnmaskException($"{path}: tensor '{name}' is larger than 2 GiB, which this reader cannot copy.");
+            var bytes = new ReadOnlySpan<byte>(data + entry.Begin, (int)length);
+            var type = DtypeByName[entry.Dtype].Type;
+            if (destination.dtype == type && destination.device_type == DeviceType.CPU && destination.is_contiguous())
+            {
+                var target = destination.bytes;
+                fixed (byte* start = target) Advise(start, target.Length, HugePage, MadvHugePage);
+                bytes.CopyTo(target);
+            }
+            else
+            {
+                // Another element type or layout: one tensor at a time goes through a temporary that libtorch converts.
+                using var temporary = torch.empty(entry.Shape, type);
+                bytes.CopyTo(temporary.bytes);
+                destination.copy_(temporary);
+            }
+            // The copied pages leave this process's resident set (they stay in the page cache), so the load's peak is
+            // the parameters plus about one tensor rather than the parameters plus the whole file.
+            Advise(data + entry.Begin, length, Environment.SystemPageSize, MadvDontNeed);
+        }
+
+        const long HugePage = 2 << 20;
+        const int MadvDontNeed = 4;
+        const int MadvHugePage = 14;
+
+        // MADV_HUGEPAGE: a freshly allocated parameter is touched first by the copy, with 4 KiB pages one page fault
+        // per 4 KiB; transparent huge pages make it one per 2 MiB. Measured on a BERT-base load (bench mode=load, THP
+        // in madvise mode): the process's minor faults 144k -> 79k, the load 2.3 s -> 1.3-1.9 s. Advice applies to
+        // the whole units inside the range; where the kernel refuses it (THP off, not Linux, not glibc) nothing changes.
+        static void Advise(byte* start, long length, long unit, int advice)
+        {
+            if (!OperatingSystem.IsLinux()) return;
+            var first = ((nint)start + (nint)(unit - 1)) & ~(nint)(unit - 1);
+            var last = ((nint)start + (nint)length) & ~(nint)(unit - 1);
+            if (last <= first) return;
+            try
+            {
+                madvise((byte*)first, (nuint)(last - first), advice);
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // Another C library: the advice is only an optimisation.
+            }
+        }
+
+        [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "madvise")]
+        static extern int madvise(byte* address, nuint length, int advice);
+
+        public void Dispose()
+        {
+            view.SafeMemoryMappedViewHandle.ReleasePointer();
+            view.Dispose();
+            file.Dispose();
         }
     }
 

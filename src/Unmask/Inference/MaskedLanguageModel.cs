@@ -51,6 +51,12 @@ public sealed class MaskedLanguageModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes a Hugging Face model folder: config.json, model.safetensors and the tokenizer's files, all replacing
+    /// <paramref name="directory"/> at once (see <see cref="ModelFolder.Save"/>).
+    /// </summary>
+    public void Save(string directory) => ModelFolder.Save(directory, Model, Tokenizer.Save);
+
     /// <summary>Encodes a text (and its pair), truncated to what the model's positions can take.</summary>
     public TokenizedText Tokenize(string text, bool addSpecialTokens = true, string? pair = null) =>
         Tokenizer.Encode(NormalizeMaskToken(text), pair is null ? null : NormalizeMaskToken(pair), addSpecialTokens, Model.MaxSequenceLength);

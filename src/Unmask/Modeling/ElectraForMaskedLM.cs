@@ -1,3 +1,4 @@
+using Unmask.Checkpoints;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchSharp;
@@ -207,7 +208,9 @@ public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
         return state;
     }
 
-    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source)
+    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source) => LoadHfWeights(new TensorDictionarySource(source));
+
+    public void LoadHfWeights(IHfTensorSource source)
     {
         var tied = Config.TieWordEmbeddings;
         HfWeights.Copy(Architecture, state_dict(), source,
@@ -306,7 +309,9 @@ public sealed class ElectraForPreTraining : nn.Module, IMaskedLmModel
 
     public Dictionary<string, Tensor> StateDictForSave() => state_dict();
 
-    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source) =>
+    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source) => LoadHfWeights(new TensorDictionarySource(source));
+
+    public void LoadHfWeights(IHfTensorSource source) =>
         HfWeights.Copy(Architecture, state_dict(), source, new HashSet<string>(),
             name => name == "electra.embeddings.position_ids", new Dictionary<string, string>());
 }

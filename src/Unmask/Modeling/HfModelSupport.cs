@@ -43,9 +43,14 @@ internal static class HfConfigJson
         }
     }
 
-    public static void Save<T>(T config, string path)
+    public static void Save<T>(T config, string path) => Write(JsonSerializer.SerializeToNode(config, Options)!.AsObject(), path);
+
+    /// <summary>Writes a serialized config as transformers' save_pretrained does: keys sorted, indented.</summary>
+    public static void Write(JsonObject node, string path)
     {
-        var node = JsonSerializer.SerializeToNode(config, Options)!.AsObject();
+        // transformers writes only fields that differ from PretrainedConfig's defaults; tie_word_embeddings (true) is
+        // the one such default the families' records carry.
+        if (node["tie_word_embeddings"] is JsonValue tie && tie.TryGetValue<bool>(out var tied) && tied) node.Remove("tie_word_embeddings");
         var sorted = new JsonObject();
         foreach (var (key, value) in node.OrderBy(p => p.Key, StringComparer.Ordinal)) sorted[key] = value?.DeepClone();
         AtomicFile.WriteAllText(path, sorted.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n");
@@ -92,31 +97,32 @@ internal static class HfWeights
     /// <param name="optional">Names that may be absent (tied duplicates HF does not write).</param>
     /// <param name="ignored">Names to skip in the source (buffers such as position_ids, pooler weights).</param>
     /// <param name="aliasOf">Tied name → primary name; the alias is not copied when the primary is present.</param>
-    public static void Copy(string architecture, IReadOnlyDictionary<string, Tensor> target, IReadOnlyDictionary<string, Tensor> source,
+    public static void Copy(string architecture, IReadOnlyDictionary<string, Tensor> target, IHfTensorSource source,
         IReadOnlySet<string> optional, Func<string, bool> ignored, IReadOnlyDictionary<string, string> aliasOf)
     {
-        var unexpected = source.Keys.Where(n => !ignored(n) && !target.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
-        var missing = target.Keys.Where(n => !optional.Contains(n) && !source.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
+        var unexpected = source.Names.Where(n => !ignored(n) && !target.ContainsKey(n)).Order(StringComparer.Ordinal).ToList();
+        var missing = target.Keys.Where(n => !optional.Contains(n) && !source.Contains(n)).Order(StringComparer.Ordinal).ToList();
         if (missing.Count > 0)
             throw new UnmaskException($"Weights are missing for {missing.Count} parameter(s) of a {architecture}: {List(missing)}.");
         if (unexpected.Count > 0)
             throw new UnmaskException($"Unexpected tensor(s) for a {architecture}: {List(unexpected)}.");
 
-        foreach (var (name, tensor) in source)
+        foreach (var name in source.Names)
         {
             if (ignored(name)) continue;
-            if (!tensor.shape.SequenceEqual(target[name].shape))
-                throw new UnmaskException($"Tensor '{name}' has shape [{string.Join(", ", tensor.shape)}] but the model expects [{string.Join(", ", target[name].shape)}].");
-            if (!tensor.is_floating_point())
-                throw new UnmaskException($"Tensor '{name}' has element type {tensor.dtype}; a floating-point type is expected.");
+            var shape = source.Shape(name);
+            if (!shape.SequenceEqual(target[name].shape))
+                throw new UnmaskException($"Tensor '{name}' has shape [{string.Join(", ", shape)}] but the model expects [{string.Join(", ", target[name].shape)}].");
+            if (!source.IsFloatingPoint(name))
+                throw new UnmaskException($"Tensor '{name}' has an integer or boolean element type; a floating-point type is expected.");
         }
 
         using var noGrad = torch.no_grad();
-        foreach (var (name, tensor) in source)
+        foreach (var name in source.Names)
         {
             if (ignored(name)) continue;
-            if (aliasOf.TryGetValue(name, out var primary) && source.ContainsKey(primary)) continue;
-            target[name].copy_(tensor);
+            if (aliasOf.TryGetValue(name, out var primary) && source.Contains(primary)) continue;
+            source.CopyTo(name, target[name]);
         }
     }
 

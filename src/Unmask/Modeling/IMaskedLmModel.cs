@@ -65,4 +65,7 @@ public interface IMaskedLmModel : IDisposable
     /// <summary>Copies HF-named tensors into the parameters; a missing, unexpected or misshapen tensor is an
     /// <see cref="UnmaskException"/> naming it.</summary>
     void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source);
+
+    /// <summary>As <see cref="LoadHfStateDict"/>, copying each tensor from the source straight into its parameter.</summary>
+    void LoadHfWeights(Checkpoints.IHfTensorSource source);
 }

@@ -1,3 +1,4 @@
+using Unmask.Checkpoints;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using TorchSharp;
@@ -340,7 +341,9 @@ public sealed class ModernBertForMaskedLM : nn.Module, IMaskedLmModel
         return state;
     }
 
-    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source)
+    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source) => LoadHfWeights(new TensorDictionarySource(source));
+
+    public void LoadHfWeights(IHfTensorSource source)
     {
         var tied = Config.TieWordEmbeddings;
         HfWeights.Copy(Architecture, state_dict(), source,

@@ -259,13 +259,7 @@ public sealed class PipelineTokenizer : ITokenizer
     {
         ArgumentNullException.ThrowIfNull(directory);
         Directory.CreateDirectory(directory);
-        foreach (var (name, content) in settings.Files)
-        {
-            var path = Path.Combine(directory, name);
-            var temp = path + $".{Guid.NewGuid():N}.tmp";
-            File.WriteAllBytes(temp, content);
-            File.Move(temp, path, overwrite: true);
-        }
+        foreach (var (name, content) in settings.Files) Checkpoints.AtomicFile.WriteAllBytes(Path.Combine(directory, name), content);
     }
 
     internal static string Hash(IEnumerable<string> parts)

@@ -42,6 +42,7 @@ public sealed partial class WordPieceTokenizer
         var config = HfTokenizerConfig.Read(directory);
         var tokenizer = source == WordPieceSource.VocabTxt ? LoadVocabTxt(directory, vocabPath, config) : LoadTokenizerJson(jsonPath, config);
         tokenizer.TokenizerClass = config.TokenizerClass ?? tokenizer.TokenizerClass;
+        tokenizer.writesTokenizerJson = File.Exists(jsonPath);
         tokenizer.ReturnsTokenTypeIds = config.ReturnsTokenTypeIds();
         tokenizer.PaddingSide = config.PaddingSide switch
         {
@@ -249,10 +250,14 @@ public sealed partial class WordPieceTokenizer
     }
 
     /// <summary>
-    /// Writes vocab.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json (and added_tokens.json
-    /// when a special token is not in the vocabulary), each file atomically.
+    /// Writes vocab.txt, tokenizer_config.json and special_tokens_map.json (and added_tokens.json when a special token
+    /// is not in the vocabulary), each file atomically; also tokenizer.json, except for a tokenizer loaded from a folder
+    /// that had none (transformers' slow tokenizer writes none, and a saved folder keeps the files it was loaded from).
     /// </summary>
-    public void Save(string directory)
+    public void Save(string directory) => Save(directory, writesTokenizerJson);
+
+    /// <summary>As <see cref="Save(string)"/>, choosing whether tokenizer.json (the fast tokenizer's file) is written.</summary>
+    public void Save(string directory, bool writeTokenizerJson)
     {
         ArgumentNullException.ThrowIfNull(directory);
         Directory.CreateDirectory(directory);
@@ -261,7 +266,10 @@ public sealed partial class WordPieceTokenizer
         WriteAtomically(Path.Combine(directory, VocabFile), Encoding.UTF8.GetBytes(vocabText.ToString()));
         WriteAtomically(Path.Combine(directory, ConfigFile), Json(WriteConfig));
         WriteAtomically(Path.Combine(directory, SpecialTokensMapFile), Json(WriteSpecialTokensMap));
-        WriteAtomically(Path.Combine(directory, TokenizerJsonFile), Json(WriteTokenizerJson));
+        // A stale tokenizer.json would be read before vocab.txt, so one this tokenizer does not write is removed.
+        var jsonPath = Path.Combine(directory, TokenizerJsonFile);
+        if (writeTokenizerJson) WriteAtomically(jsonPath, Json(WriteTokenizerJson));
+        else if (File.Exists(jsonPath)) File.Delete(jsonPath);
         var addedPath = Path.Combine(directory, AddedTokensFile);
         if (addedIds.Length > 0)
         {
@@ -432,17 +440,5 @@ public sealed partial class WordPieceTokenizer
         return stream.ToArray();
     }
 
-    static void WriteAtomically(string path, byte[] content)
-    {
-        var temp = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path))!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            File.WriteAllBytes(temp, content);
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+    static void WriteAtomically(string path, byte[] content) => Checkpoints.AtomicFile.WriteAllBytes(path, content);
 }

@@ -29,6 +29,7 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     readonly SearchValues<char> noSplitFirstChars;
     readonly SearchValues<char> specialTokenTriggers;  // characters that are, or lowercase to, a special token's first
     readonly BasicTokenizer basic;
+    bool writesTokenizerJson = true;
     readonly ConcurrentDictionary<string, int[]> wordCache = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> wordCacheLookup;
     int cachedWordCount;
