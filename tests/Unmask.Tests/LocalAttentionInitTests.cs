@@ -33,9 +33,9 @@ public class LocalAttentionInitTests
 
         for (int layer = 0; layer < Config.NumHiddenLayers; layer++)
             foreach (var projection in new[] { "query", "key" })
-                Assert.True(after[$"bert.encoder.layer.{layer}.attention.self.{projection}.weight"].equal(torch.eye(32) * 1.5).item<bool>());
+                Assert.True(after[$"bert.encoder.layer.{layer}.attention.self.{projection}.weight"].eq(torch.eye(32) * 1.5).all().item<bool>());
         var untouched = before.Keys.Where(k => !k.Contains("position_embeddings") && !k.EndsWith("query.weight") && !k.EndsWith("key.weight"));
-        foreach (var name in untouched) Assert.True(after[name].equal(before[name]).item<bool>(), name);
+        foreach (var name in untouched) Assert.True(after[name].eq(before[name]).all().item<bool>(), name);
     }
 
     [Fact]
