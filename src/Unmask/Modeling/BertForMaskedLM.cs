@@ -683,7 +683,7 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
     public MaskedLmOutput Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null,
         Tensor? labels = null, bool outputHiddenStates = false, bool sparsePrediction = false)
     {
-        CheckInputs(inputIds, attentionMask, tokenTypeIds, labels, sparsePrediction);
+        HfWeights.CheckInputs(inputIds, attentionMask, tokenTypeIds, labels, sparsePrediction, MaxSequenceLength, Config.VocabSize);
         using var scope = torch.NewDisposeScope();
 
         tokenTypeIds ??= torch.zeros_like(inputIds);
@@ -710,29 +710,6 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
         if (hiddenStates is null) sequence.MoveToOuterDisposeScope();
         else foreach (var hidden in hiddenStates) hidden.MoveToOuterDisposeScope();
         return new MaskedLmOutput(logits.MoveToOuterDisposeScope(), loss?.MoveToOuterDisposeScope(), sequence, hiddenStates);
-    }
-
-    void CheckInputs(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, Tensor? labels, bool sparsePrediction)
-    {
-        if (inputIds.dim() != 2 || inputIds.dtype != ScalarType.Int64)
-            throw new ArgumentException($"input_ids must be a [batch, seq] int64 tensor, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}].");
-        var seq = inputIds.shape[1];
-        if (seq > Config.MaxSequenceLength)
-            throw new ArgumentException($"Sequence length {seq} exceeds the {Config.MaxSequenceLength} positions max_position_embeddings ({Config.MaxPositionEmbeddings}) allows.");
-        foreach (var (name, tensor) in new[] { ("attention_mask", attentionMask), ("token_type_ids", tokenTypeIds), ("labels", labels) })
-        {
-            if (tensor is not null && !tensor.shape.SequenceEqual(inputIds.shape))
-                throw new ArgumentException($"{name} has shape [{string.Join(", ", tensor.shape)}], expected [{string.Join(", ", inputIds.shape)}] like input_ids.");
-        }
-        if (labels is not null && labels.dtype != ScalarType.Int64)
-            throw new ArgumentException($"labels must be int64, got {labels.dtype}.");
-        if (sparsePrediction && labels is null)
-            throw new ArgumentException("Sparse prediction needs labels: they select the positions to predict.");
-        if (inputIds.numel() == 0) return;
-        using var scope = torch.NewDisposeScope();
-        var (min, max) = (inputIds.min().item<long>(), inputIds.max().item<long>());
-        if (min < 0 || max >= Config.VocabSize)
-            throw new ArgumentException($"input_ids contain ids outside [0, {Config.VocabSize}) (min {min}, max {max}).");
     }
 
     /// <summary>

@@ -136,7 +136,7 @@ internal static class HfWeights
             throw new ArgumentException($"input_ids must be a [batch, seq] int64 tensor, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}].");
         var seq = inputIds.shape[1];
         if (seq > maxSequenceLength)
-            throw new ArgumentException($"Sequence length {seq} exceeds the model's max_position_embeddings ({maxSequenceLength}).");
+            throw new ArgumentException($"Sequence length {seq} exceeds the {maxSequenceLength} positions the model's max_position_embeddings allows.");
         foreach (var (name, tensor) in new[] { ("attention_mask", attentionMask), ("token_type_ids", tokenTypeIds), ("labels", labels) })
         {
             if (tensor is not null && !tensor.shape.SequenceEqual(inputIds.shape))
