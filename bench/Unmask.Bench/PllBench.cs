@@ -18,6 +18,8 @@ static class PllBench
         int count = int.Parse(settings.GetValueOrDefault("sentences", "200"));
         int loopCount = int.Parse(settings.GetValueOrDefault("loop-sentences", Math.Min(count, 40).ToString()));
         int[] budgets = settings.GetValueOrDefault("batch-tokens", new PllOptions().TokenBudget.ToString()).Split(',').Select(int.Parse).ToArray();
+        var precisions = settings.GetValueOrDefault("precision", "fp32,bf16").Split(',')
+            .Select(p => p == "bf16" ? ComputeDtype.BFloat16 : p == "fp32" ? ComputeDtype.Float32 : throw new ArgumentException($"precision {p}: fp32 or bf16")).ToArray();
 
         var tokenizer = TokenizerLoader.Load(Path.Combine(shared, "fixtures", "bert-base-uncased-tokenizer"));
         var issues = new List<InputIssue>();
@@ -39,19 +41,23 @@ static class PllBench
         double loopRate = loopSentences.Count / clock.Elapsed.TotalSeconds;
         Console.WriteLine($"loop (one copy per forward, logits at every position): {loopSentences.Count} sentences in {clock.Elapsed.TotalSeconds:F2} s = {loopRate:F2} sentences/s");
 
-        foreach (var budget in budgets)
-        {
-            var scorer = new PllScorer(context, new PllOptions { TokenBudget = budget });
-            scorer.Score(sentences.Take(8).ToList()); // warm-up
-            clock.Restart();
-            var batched = scorer.Score(sentences);
-            double seconds = clock.Elapsed.TotalSeconds;
-            long copies = batched.Sum(r => (long)r.NumScored);
-            double worst = 0;
-            for (int i = 0; i < loop.Count; i++) worst = Math.Max(worst, Math.Abs(loop[i] - batched[i].Pll));
-            double rate = sentences.Count / seconds;
-            Console.WriteLine($"batched, budget {budget} tokens, head at masked positions only: {sentences.Count} sentences ({copies:N0} copies) in {seconds:F2} s = {rate:F2} sentences/s; speed-up {rate / loopRate:F1}x; max |PLL difference| vs loop {worst:E1}");
-        }
+        foreach (var precision in precisions)
+            foreach (var budget in budgets)
+            {
+                model.ComputeDtype = precision;
+                var scorer = new PllScorer(context, new PllOptions { TokenBudget = budget });
+                scorer.Score(sentences.Take(8).ToList()); // warm-up
+                clock.Restart();
+                var batched = scorer.Score(sentences);
+                double seconds = clock.Elapsed.TotalSeconds;
+                long copies = batched.Sum(r => (long)r.NumScored);
+                double worst = 0;
+                for (int i = 0; i < loop.Count; i++) worst = Math.Max(worst, Math.Abs(loop[i] - batched[i].Pll));
+                double rate = sentences.Count / seconds;
+                string name = precision == ComputeDtype.BFloat16 ? "bf16" : "fp32";
+                Console.WriteLine($"batched {name}, budget {budget} tokens, head at masked positions only: {sentences.Count} sentences ({copies:N0} copies) in {seconds:F2} s = {rate:F2} sentences/s; speed-up {rate / loopRate:F1}x; max |PLL difference| vs fp32 loop {worst:E1}");
+            }
+        model.ComputeDtype = ComputeDtype.Float32;
     }
 
     /// <summary>The plain implementation: for each token, one forward pass of the whole masked copy.</summary>

@@ -11,13 +11,20 @@ using static TorchSharp.torch;
 // synthetic token ids and model FLOPs utilisation against this machine's measured bf16 and fp32 GEMM rates.
 //   dotnet run -c Release --project bench/Unmask.Bench [-- sizes=tiny,mini steps=12 batch=16 seq=128 vocab=16384 data=yes|no]
 // PLL scoring, batched against the plain loop:
-//   dotnet run -c Release --project bench/Unmask.Bench -- mode=pll [sentences=200 loop-sentences=40 size=mini batch-tokens=2048]
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=pll [sentences=200 loop-sentences=40 size=mini batch-tokens=2048 precision=fp32,bf16]
+// Masking cost of every strategy against one training step (default corpus unless corpus=PATH):
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=masking [batches=200 size=mini]
 // Loading a BERT-base model folder (wall time, resident memory):
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=load [dir=FOLDER]
 var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
 if (settings.GetValueOrDefault("mode") == "pll")
 {
     PllBench.Run(settings);
+    return;
+}
+if (settings.GetValueOrDefault("mode") == "masking")
+{
+    MaskingBench.Run(settings);
     return;
 }
 if (settings.GetValueOrDefault("mode") == "load")

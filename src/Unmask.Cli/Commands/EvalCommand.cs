@@ -39,12 +39,13 @@ public static class EvalCommand
         var limit = new Option<int?>("--limit") { Description = "Only the first N pairs of each paradigm (a quick look)" };
         var variant = EvalOptions.Variant();
         var batchTokens = EvalOptions.BatchTokens();
+        var precision = EvalOptions.Precision();
         var skipBad = EvalOptions.SkipBad();
         var json = ResultJson();
         var report = EvalOptions.Report();
         var command = new Command("blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct")
         {
-            model, data, limit, variant, batchTokens, skipBad, json, report,
+            model, data, limit, variant, batchTokens, precision, skipBad, json, report,
         };
         command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
         {
@@ -57,7 +58,7 @@ public static class EvalCommand
             };
             var issues = new List<InputIssue>();
             var pairs = BlimpEvaluator.Load(parse.GetValue(data)!, options.BadLines, issues, options.LimitPerParadigm);
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = EvalOptions.LoadModel(parse, model, precision);
             var result = EvalOptions.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
             EvalOptions.Warn(io, result.Issues);
             Finish(io, parse, json, report, result, r =>
@@ -86,12 +87,13 @@ public static class EvalCommand
         var data = new Option<string>("--data") { Description = "crows_pairs_anonymized.csv", Required = true };
         var lowercase = new Option<bool?>("--lowercase") { Description = "Lower-case the sentences first (default: when the tokenizer lower-cases)" };
         var batchTokens = EvalOptions.BatchTokens();
+        var precision = EvalOptions.Precision();
         var skipBad = EvalOptions.SkipBad();
         var json = ResultJson();
         var report = EvalOptions.Report();
         var command = new Command("crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type")
         {
-            model, data, lowercase, batchTokens, skipBad, json, report,
+            model, data, lowercase, batchTokens, precision, skipBad, json, report,
         };
         command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
         {
@@ -102,7 +104,7 @@ public static class EvalCommand
             var path = parse.GetValue(data)!;
             var issues = new List<InputIssue>();
             var pairs = CrowsPairsEvaluator.Load(path, options.BadLines, issues);
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = EvalOptions.LoadModel(parse, model, precision);
             var result = EvalOptions.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
             EvalOptions.Warn(io, result.Issues);
             Finish(io, parse, json, report, result, r =>
@@ -133,11 +135,12 @@ public static class EvalCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0x5eed, Description = "Seed of the masked copy" };
         var maxSequences = new Option<long?>("--max-sequences") { Description = "Evaluate only the first N packed sequences" };
         var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
+        var precision = EvalOptions.Precision();
         var json = ResultJson();
         var report = EvalOptions.Report();
         var command = new Command("mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus")
         {
-            model, corpus, split, seqLength, batch, seed, maxSequences, maskRate, json, report,
+            model, corpus, split, seqLength, batch, seed, maxSequences, maskRate, precision, json, report,
         };
         command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
         {
@@ -151,7 +154,7 @@ public static class EvalCommand
                 Masking = new Masking.MaskingOptions(parse.GetValue(maskRate)),
             };
             if (options.MaxSequences is < 1) throw new UnmaskException($"--max-sequences must be positive, got {options.MaxSequences}");
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = EvalOptions.LoadModel(parse, model, precision);
             var result = EvalOptions.WithProgress(io, "masked-token evaluation",
                 p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct), "sequences");
             Finish(io, parse, json, report, result, r =>

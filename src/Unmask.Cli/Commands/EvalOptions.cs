@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Spectre.Console;
 using Unmask.Evaluation;
+using Unmask.Inference;
+using Unmask.Modeling;
 
 namespace Unmask.Cli.Commands;
 
@@ -17,6 +19,28 @@ public static class EvalOptions
     {
         Description = "Most tokens (rows x padded length) per forward pass", DefaultValueFactory = _ => new PllOptions().TokenBudget,
     };
+
+    public static Option<string> Precision() => new Option<string>("--precision")
+    {
+        Description = "Matrix products in fp32 (exact, as transformers) or bf16 (several times faster on CPUs with bf16 units; BERT and RoBERTa only)",
+        DefaultValueFactory = _ => "fp32",
+    }.AcceptOnlyFromAmong("fp32", "bf16");
+
+    /// <summary>Loads the model folder of <paramref name="model"/> computing in the precision asked for.</summary>
+    public static MaskedLanguageModel LoadModel(ParseResult parse, Option<string> model, Option<string> precision)
+    {
+        var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+        try
+        {
+            mlm.ComputeDtype = parse.GetValue(precision) == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
+            return mlm;
+        }
+        catch
+        {
+            mlm.Dispose();
+            throw;
+        }
+    }
 
     public static Option<bool> SkipBad() => new("--skip-bad")
     {

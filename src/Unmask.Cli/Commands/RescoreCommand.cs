@@ -20,13 +20,14 @@ public static class RescoreCommand
         var lengthNorm = new Option<bool>("--length-norm") { Description = "Interpolate the PLL per token instead of the total" };
         var variant = EvalOptions.Variant();
         var batchTokens = EvalOptions.BatchTokens();
+        var precision = EvalOptions.Precision();
         var skipBad = EvalOptions.SkipBad();
         var json = new Option<bool>("--json") { Description = "Print JSON Lines, one object per utterance, then a summary line when there are references or systems" };
         var report = EvalOptions.Report();
         var command = new Command("rescore",
             "Rescore n-best lists with PLL; WER before and after when references are given; rank systems by pseudo-perplexity without references")
         {
-            model, nbest, weight, lengthNorm, variant, batchTokens, skipBad, json, report,
+            model, nbest, weight, lengthNorm, variant, batchTokens, precision, skipBad, json, report,
         };
         command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
         {
@@ -41,7 +42,7 @@ public static class RescoreCommand
             var path = parse.GetValue(nbest)!;
             var issues = new List<InputIssue>();
             var lists = Rescorer.Load(path, options.BadLines, issues);
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = EvalOptions.LoadModel(parse, model, precision);
             var result = EvalOptions.WithProgress(io, "rescoring", p => Rescorer.Rescore(ScoringContext.From(mlm), lists, path, options, issues, p, ct));
             EvalOptions.Warn(io, result.Issues);
             if (parse.GetValue(report) is { } reportPath) EvalReport.Write(reportPath, result);

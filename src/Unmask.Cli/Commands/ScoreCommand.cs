@@ -16,11 +16,12 @@ public static class ScoreCommand
         var file = new Option<string?>("--file") { Description = "Plain text file, one sentence per line" };
         var variant = EvalOptions.Variant();
         var batchTokens = EvalOptions.BatchTokens();
+        var precision = EvalOptions.Precision();
         var skipBad = EvalOptions.SkipBad();
         var inputs = new TextInputs();
         var command = new Command("score", "Pseudo-log-likelihood of sentences (natural log), and pseudo-perplexity over them")
         {
-            model, variant, json, perToken, file, batchTokens, skipBad,
+            model, variant, json, perToken, file, batchTokens, precision, skipBad,
         };
         command.Arguments.Add(inputs.Texts);
         command.Options.Add(inputs.Input);
@@ -39,7 +40,7 @@ public static class ScoreCommand
             if (sentences.Count == 0 && issues.Count == 0)
                 throw new UnmaskException("no input text: give sentences as arguments, --input FILE (JSON Lines) or --file FILE");
 
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = EvalOptions.LoadModel(parse, model, precision);
             var scorer = new PllScorer(ScoringContext.From(mlm), EvalOptions.PllOptions(parse, variant, batchTokens));
             var usable = new List<(string Text, string Source)>();
             var skipped = issues.Select(i => i.ToString()).ToList();

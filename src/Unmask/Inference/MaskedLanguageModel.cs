@@ -36,6 +36,22 @@ public sealed class MaskedLanguageModel : IDisposable
         Model.Module.eval();
     }
 
+    /// <summary>
+    /// Element type of the matrix products: float32 (the default, matching transformers) or bfloat16, several times
+    /// faster on CPUs with bf16 units at a cost of about two decimal digits in each log-probability. Only the BERT file's
+    /// families (BERT, RoBERTa, XLM-RoBERTa) compute in bfloat16.
+    /// </summary>
+    public ComputeDtype ComputeDtype
+    {
+        get => Model is BertForMaskedLM bert ? bert.ComputeDtype : ComputeDtype.Float32;
+        set
+        {
+            if (Model is BertForMaskedLM bert) bert.ComputeDtype = value;
+            else if (value != ComputeDtype.Float32)
+                throw new UnmaskException($"{Model.Architecture} computes in float32 only; bf16 is available for BERT, RoBERTa and XLM-RoBERTa");
+        }
+    }
+
     public static MaskedLanguageModel Load(string directory)
     {
         if (!Directory.Exists(directory)) throw new UnmaskException($"{directory}: model folder not found");
