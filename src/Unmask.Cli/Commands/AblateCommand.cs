@@ -103,7 +103,8 @@ public static class AblateCommand
     {
         static string Describe(AblationProgress p)
         {
-            var who = p.Phase == "calibrating" ? "calibrating" : p.Variant is { } v ? $"[{p.Index + 1}/{p.Variants} {v}]" : p.Phase;
+            if (p.Variant is null) return p.Phase + "…";
+            var who = p.Phase == "calibrating" ? "calibrating" : $"[{p.Index + 1}/{p.Variants} {p.Variant}]";
             return p.Training is { Phase: "training" } t
                 ? $"{who} step {t.Step}  tokens {t.Tokens:N0}  loss {t.Loss:F3}  {t.TokensPerSecond:N0} tok/s"
                 : $"{who} {p.Training?.Phase ?? p.Phase}…";
@@ -118,7 +119,8 @@ public static class AblateCommand
             string lastPhase = "";
             return run(new SyncProgress<AblationProgress>(p =>
             {
-                var phase = $"{p.Phase}/{p.Index}/{p.Training?.Phase}";
+                // Validation passes come every tenth of a run: part of training, not news worth a line.
+                var phase = $"{p.Phase}/{p.Index}/{(p.Training?.Phase == "validating" ? "training" : p.Training?.Phase)}";
                 if (phase == lastPhase && DateTime.UtcNow - last < TimeSpan.FromSeconds(15)) return;
                 (last, lastPhase) = (DateTime.UtcNow, phase);
                 io.Error.WriteLine($"{Describe(p)}  elapsed {p.Elapsed:hh\\:mm\\:ss}{budget}");
