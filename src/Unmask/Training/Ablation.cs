@@ -170,9 +170,10 @@ public static class Ablation
         if (options.TokensPerVariant is { } tokens) steps = (tokens + tokensPerStep - 1) / tokensPerStep;
         else
         {
+            var calibrated = CalibrationVariant(variants);
             string measuredPrecision;
-            (calibration, measuredPrecision) = Calibrate(options, CalibrationVariant(variants), pairs, blimpIssues, clock,
-                p => Report("calibrating", 0, p), ct);
+            (calibration, measuredPrecision) = Calibrate(options, calibrated, pairs, blimpIssues, clock,
+                p => progress?.Report(new AblationProgress("calibrating", calibrated.Name, 0, variants.Count, p, clock.Elapsed)), ct);
             steps = PlanSteps(options.EffectiveBudget!.Value, calibration, variants.Count, InLoopValidations(options.Base.EvalFraction));
             precision = ParsePrecision(measuredPrecision, precision);
         }
