@@ -105,6 +105,39 @@ public class AblationTests : IDisposable
         Assert.Equal(JsonValueKind.Null, runs[2].GetProperty("strategy").ValueKind);
     }
 
+    [Fact]
+    public void ATimeBudgetIsCalibratedIntoEqualWholeStepsPerVariant()
+    {
+        var output = Path.Combine(_dir.FullName, "budget");
+        var (code, stdout, stderr) = CliTests.Run(Args(output, "--strategies", "random,whole-word", "--budget", "20s", "--json"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("calibrating", stderr);
+        using var printed = JsonDocument.Parse(stdout.Trim());
+        var root = printed.RootElement;
+        var calibration = root.GetProperty("calibration");
+        Assert.Equal("random", calibration.GetProperty("variant").GetString());
+        Assert.True(calibration.GetProperty("step_seconds").GetDouble() > 0);
+        Assert.Equal(20, root.GetProperty("budget_seconds").GetDouble());
+        long steps = root.GetProperty("steps_per_variant").GetInt64();
+        Assert.True(steps >= 1);
+        var runs = root.GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(2, runs.Count);
+        Assert.All(runs, r => Assert.Equal(steps * 4 * 32, r.GetProperty("tokens").GetInt64()));
+        Assert.All(runs, r => Assert.Equal(steps, r.GetProperty("steps").GetInt64()));
+        Assert.Equal(["random", "whole-word"], Directory.GetDirectories(output).Select(Path.GetFileName).Order());
+    }
+
+    [Fact]
+    public void CalibrationTimesTheVariantWithTheCostliestSetup()
+    {
+        AblationVariant Calibrated(params string[] strategies) =>
+            Ablation.CalibrationVariant(new AblationOptions { Base = new PretrainOptions { Output = "x" }, Strategies = strategies, Objectives = [ObjectiveKind.Mdlm, ObjectiveKind.Mlm] }.Variants());
+        // Collocations cost more than token counts, which cost more than nothing.
+        Assert.Equal("mlm-pmi", Calibrated("random", "weighted", "pmi").Name);
+        Assert.Equal("mlm-weighted", Calibrated("random", "weighted", "span").Name);
+        Assert.Equal("mdlm", Calibrated("random", "span").Name);
+    }
+
     [Theory]
     [InlineData("unknown masking strategy 'bogus'", "--strategies", "random,bogus", "--tokens", "512")]
     [InlineData("unknown objective 'bert'", "--objectives", "mlm,bert", "--tokens", "512")]

@@ -251,7 +251,7 @@ public static class Ablation
     internal static int InLoopValidations(double evalFraction) => (int)Math.Ceiling(1 / evalFraction - 1e-9) - 1;
 
     /// <summary>The variant whose setup costs most (corpus statistics, collocations above all), so the plan errs on the early side.</summary>
-    static AblationVariant CalibrationVariant(IReadOnlyList<AblationVariant> variants) =>
+    internal static AblationVariant CalibrationVariant(IReadOnlyList<AblationVariant> variants) =>
         variants.FirstOrDefault(v => v.Strategy == MaskingStrategies.Pmi)
         ?? variants.FirstOrDefault(v => v.Strategy is { } s && MaskingStrategies.NeedsStatistics(s))
         ?? variants[0];
