@@ -112,9 +112,10 @@ public sealed record AblationOptions
 public sealed record AblationProgress(string Phase, string? Variant, int Index, int Variants, PretrainProgress? Training, TimeSpan Elapsed);
 
 /// <summary>
-/// What a short run of the first (or the heaviest to set up) variant measured, in seconds: setting a run up (corpus,
-/// tokenizer, token store, corpus statistics, model, first step's extra cost), one optimizer step, one validation pass,
-/// the final validation with saving, and BLiMP for one model (estimated from a sample of pairs).
+/// What a short run of the first (or the costliest to set up) variant measured, in seconds: setting a run up (corpus,
+/// tokenizer, cached token store and corpus statistics, model, first step's extra cost), one optimizer step, one
+/// validation pass, the final validation with saving, BLiMP for one model (estimated from a sample of pairs), and the
+/// whole calibration including its warm-up run.
 /// </summary>
 public sealed record AblationCalibration(string Variant, long Steps, double SetupSeconds, double StepSeconds, double ValidationSeconds,
     double FinishSeconds, double BlimpSeconds, double SpentSeconds);
@@ -143,7 +144,7 @@ public static class Ablation
     /// <summary>Share of a time budget held back for timing noise: the plan rests on a few measured steps.</summary>
     internal const double BudgetMargin = 0.05;
 
-    const int CalibrationSteps = 8;
+    const int CalibrationSteps = 12;
     const int BlimpSamplePairs = 32;
 
     public static AblationResult Run(AblationOptions options, IProgress<AblationProgress>? progress = null, CancellationToken ct = default)
@@ -260,57 +261,70 @@ public static class Ablation
         requested != Precision.Auto ? requested : chosen == "bf16" ? Precision.Bf16 : Precision.Fp32;
 
     /// <summary>
-    /// Trains the variant for a few steps in &lt;output&gt;/.calibration (deleted afterwards), timing each phase from the
-    /// trainer's progress reports, with one validation pass halfway so that a pass is timed apart from the final one.
+    /// Trains the variant for one step and then for a few in &lt;output&gt;/.calibration (deleted afterwards), timing
+    /// the second run's phases from the trainer's progress reports, with one validation pass halfway so that a pass is
+    /// timed apart from the final one.
     /// </summary>
     static (AblationCalibration, string Precision) Calibrate(AblationOptions options, AblationVariant variant, IReadOnlyList<BlimpPair>? pairs,
         List<InputIssue> blimpIssues, Stopwatch clock, Action<PretrainProgress> report, CancellationToken ct)
     {
         var folder = Path.Combine(options.Base.Output, ".calibration");
-        var runOptions = options.OptionsFor(variant, 1) with
+        var runOptions = options.OptionsFor(variant, 1) with { Output = folder, MaxTokens = null, SaveSteps = 0 };
+        try
         {
-            Output = folder, MaxTokens = null, MaxSteps = CalibrationSteps, EvalFraction = 0.5, SaveSteps = 0,
-        };
-        var marks = new List<(string Phase, long Step, double Seconds)>();
-        var runClock = Stopwatch.StartNew();
-        var result = Pretrainer.Run(runOptions, new SyncProgress<PretrainProgress>(p =>
-        {
-            marks.Add((p.Phase, p.Step, runClock.Elapsed.TotalSeconds));
-            report(p);
-        }), ct);
-        double end = runClock.Elapsed.TotalSeconds;
-        ct.ThrowIfCancellationRequested();
+            // A one-step run first pays what only the first run pays (loading libtorch, compiling the code paths,
+            // building the token store and corpus statistics caches, choosing the precision), so the timed run that
+            // follows costs what a variant will.
+            var warmUp = Pretrainer.Run(runOptions with { MaxSteps = 1, EvalFraction = 1 }, new SyncProgress<PretrainProgress>(report), ct);
+            ct.ThrowIfCancellationRequested();
+            Directory.Delete(folder, recursive: true);
+            runOptions = runOptions with { MaxSteps = CalibrationSteps, EvalFraction = 0.5, Precision = ParsePrecision(warmUp.Precision, runOptions.Precision) };
 
-        var stepDone = marks.Where(m => m.Phase == "training").GroupBy(m => m.Step).ToDictionary(g => g.Key, g => g.First().Seconds);
-        var validations = marks.Where(m => m.Phase == "validating").ToList();
-        if (stepDone.Count != CalibrationSteps || validations.Count != 2)
-            throw new InvalidOperationException($"calibration expected {CalibrationSteps} steps and 2 validations, saw {stepDone.Count} and {validations.Count}");
-        var (_, validatedAfter, validationStart) = validations[0];
-        // Step 1 pays for first-use allocations; every run pays that once, so it is counted with the setup.
-        var gaps = Enumerable.Range(2, CalibrationSteps - 2).Where(s => s != validatedAfter).Select(s => stepDone[s + 1] - stepDone[s]).ToList();
-        double step = gaps.Average();
-        double validation = Math.Max(0, stepDone[validatedAfter + 1] - validationStart - step);
-        double setup = Math.Max(0, stepDone[1] - step);
-        double finish = end - validations[1].Seconds;
-
-        double blimp = 0;
-        if (pairs is not null)
-        {
-            var blimpClock = Stopwatch.StartNew();
-            using var mlm = MaskedLanguageModel.Load(folder);
-            if (mlm.Model.Head == HeadKind.MaskedLm)
+            var marks = new List<(string Phase, long Step, double Seconds)>();
+            var runClock = Stopwatch.StartNew();
+            var result = Pretrainer.Run(runOptions, new SyncProgress<PretrainProgress>(p =>
             {
-                // Scoring time does not depend on the weights, so a spread-out sample of pairs prices the whole set.
-                int stride = Math.Max(1, pairs.Count / BlimpSamplePairs);
-                var sample = pairs.Where((_, i) => i % stride == 0).Take(BlimpSamplePairs).ToList();
-                double loading = blimpClock.Elapsed.TotalSeconds;
-                var sampleClock = Stopwatch.StartNew();
-                BlimpEvaluator.Evaluate(ScoringContext.From(mlm), sample, options.Blimp, blimpIssues, null, ct);
-                blimp = loading + sampleClock.Elapsed.TotalSeconds * pairs.Count / sample.Count;
+                marks.Add((p.Phase, p.Step, runClock.Elapsed.TotalSeconds));
+                report(p);
+            }), ct);
+            double end = runClock.Elapsed.TotalSeconds;
+            ct.ThrowIfCancellationRequested();
+
+            var stepDone = marks.Where(m => m.Phase == "training").GroupBy(m => m.Step).ToDictionary(g => g.Key, g => g.First().Seconds);
+            var validations = marks.Where(m => m.Phase == "validating").ToList();
+            if (stepDone.Count != CalibrationSteps || validations.Count != 2)
+                throw new InvalidOperationException($"calibration expected {CalibrationSteps} steps and 2 validations, saw {stepDone.Count} and {validations.Count}");
+            var (_, validatedAfter, validationStart) = validations[0];
+            // Step 1 pays for first-use allocations; every run pays that once, so it is counted with the setup.
+            var gaps = Enumerable.Range(2, CalibrationSteps - 2).Where(s => s != validatedAfter).Select(s => stepDone[s + 1] - stepDone[s]).ToList();
+            double step = gaps.Average();
+            double validation = Math.Max(0, stepDone[validatedAfter + 1] - validationStart - step);
+            double setup = Math.Max(0, stepDone[1] - step);
+            double finish = end - validations[1].Seconds;
+
+            double blimp = 0;
+            if (pairs is not null)
+            {
+                var blimpClock = Stopwatch.StartNew();
+                using var mlm = MaskedLanguageModel.Load(folder);
+                if (mlm.Model.Head == HeadKind.MaskedLm)
+                {
+                    // Scoring time does not depend on the weights, so a spread-out sample of pairs prices the whole set.
+                    int stride = Math.Max(1, pairs.Count / BlimpSamplePairs);
+                    var sample = pairs.Where((_, i) => i % stride == 0).Take(BlimpSamplePairs).ToList();
+                    double loading = blimpClock.Elapsed.TotalSeconds;
+                    var sampleClock = Stopwatch.StartNew();
+                    BlimpEvaluator.Evaluate(ScoringContext.From(mlm), sample, options.Blimp, blimpIssues, null, ct);
+                    blimp = loading + sampleClock.Elapsed.TotalSeconds * pairs.Count / sample.Count;
+                }
             }
+            return (new AblationCalibration(variant.Name, CalibrationSteps, setup, step, validation, finish, blimp, clock.Elapsed.TotalSeconds), result.Precision);
         }
-        Directory.Delete(folder, recursive: true);
-        return (new AblationCalibration(variant.Name, CalibrationSteps, setup, step, validation, finish, blimp, clock.Elapsed.TotalSeconds), result.Precision);
+        finally
+        {
+            // A cancelled calibration leaves a checkpoint nobody would resume.
+            if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);
+        }
     }
 
     static List<string> Warnings(IReadOnlyList<AblationRun> runs, bool blimp)
