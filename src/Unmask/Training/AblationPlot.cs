@@ -13,7 +13,6 @@ public static class AblationPlot
     {
         var validation = Panel(runs, "validation", $"{title}\nvalidation loss (same masked copy)");
         var training = Panel(runs, "train", "training loss");
-        validation.ShowLegend();
         var multiplot = new Multiplot();
         multiplot.Reset(validation);
         multiplot.AddPlot(training);
@@ -32,6 +31,8 @@ public static class AblationPlot
             scatter.LegendText = name;
             if (split == "train") scatter.MarkerSize = 0;
         }
+        // Loss falls from the upper left; the upper right is where the legend hides no curve.
+        plot.Legend.Alignment = Alignment.UpperRight;
         plot.Title(title);
         plot.XLabel("tokens");
         plot.YLabel("masked-token cross-entropy");
