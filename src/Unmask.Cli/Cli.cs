@@ -19,6 +19,7 @@ public static class Cli
             ScoreCommand.Create(io),
             RescoreCommand.Create(io),
             EvalCommand.Create(io),
+            AblateCommand.Create(io),
         };
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = output, Error = error };

@@ -5,10 +5,10 @@ using Unmask.Masking;
 namespace Unmask.Cli.Commands;
 
 /// <summary>
-/// The masking options shared by `pretrain` and `mask`: a strategy by name or a JSON config file, and flags that
-/// override single fields of it.
+/// The masking options shared by `pretrain`, `mask` and `ablate`: a strategy by name or a JSON config file, and flags
+/// that override single fields of it. `ablate` names its strategies itself, so it asks for no --masking.
 /// </summary>
-public sealed class MaskingArguments
+public sealed class MaskingArguments(bool withStrategy = true)
 {
     readonly Option<string?> _strategy = new("--masking") { Description = $"Masking strategy: {string.Join(", ", MaskingStrategies.Names)} (default random)" };
     readonly Option<string?> _config = new("--masking-config") { Description = "JSON masking config (the \"masking\" object of trainer_state.json); flags override its fields" };
@@ -27,7 +27,8 @@ public sealed class MaskingArguments
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _strategy, _config, _rate, _split, _schedule, _endRate, _spanP, _spanMax, _ngram, _pmiWords, _pmiMinCount, _pmiCollocations, _pmiPower, _temperature })
+        if (withStrategy) command.Options.Add(_strategy);
+        foreach (var option in new Option[] { _config, _rate, _split, _schedule, _endRate, _spanP, _spanMax, _ngram, _pmiWords, _pmiMinCount, _pmiCollocations, _pmiPower, _temperature })
             command.Options.Add(option);
     }
 
@@ -36,7 +37,7 @@ public sealed class MaskingArguments
     {
         var options = parse.GetValue(_config) is { } path ? MaskingOptions.Load(path) : new MaskingOptions();
         bool Given(Option option) => parse.GetResult(option) is { Implicit: false };
-        if (parse.GetValue(_strategy) is { } name) options = options with { Strategy = name };
+        if (withStrategy && parse.GetValue(_strategy) is { } name) options = options with { Strategy = name };
         if (Given(_rate)) options = options with { Rate = parse.GetValue(_rate) };
         if (Given(_split))
         {

@@ -167,14 +167,14 @@ public static partial class PretrainCommand
         if (r.Interrupted) io.Error.WriteLine($"interrupted: checkpoint saved in {r.CheckpointDirectory}; continue with --resume");
     }
 
-    public static TimeSpan ParseDuration(string text)
+    public static TimeSpan ParseDuration(string text, string option = "--time")
     {
         var m = DurationPattern().Match(text.Trim());
         if (!m.Success || m.Length == 0)
-            throw new UnmaskException($"--time: cannot read '{text}' as a duration (examples: 90s, 10m, 1h30m)");
+            throw new UnmaskException($"{option}: cannot read '{text}' as a duration (examples: 90s, 10m, 1h30m)");
         double Part(string g) => m.Groups[g].Success ? double.Parse(m.Groups[g].Value, CultureInfo.InvariantCulture) : 0;
         var span = TimeSpan.FromHours(Part("h")) + TimeSpan.FromMinutes(Part("m")) + TimeSpan.FromSeconds(Part("s"));
-        if (span <= TimeSpan.Zero) throw new UnmaskException($"--time must be positive, got '{text}'");
+        if (span <= TimeSpan.Zero) throw new UnmaskException($"{option} must be positive, got '{text}'");
         return span;
     }
 
