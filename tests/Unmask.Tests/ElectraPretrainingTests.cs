@@ -267,3 +267,59 @@ public class ElectraDiscriminatorLearningTests
         Assert.True(accuracies.TakeLast(10).Average() > 0.95, $"accuracy {accuracies.Take(10).Average():F3} → {accuracies.TakeLast(10).Average():F3}");
     }
 }
+
+/// <summary>An ELECTRA run end to end. Trains, so it runs alone beside the other trainer tests.</summary>
+[Collection(nameof(BertProcessWideTests))]
+public class ElectraPretrainRunTests : IDisposable
+{
+    readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("unmask-electra-run");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Fact]
+    public void ShortRunLowersBothLossesAndLeavesTwoHuggingFaceFolders()
+    {
+        var config = Path.Combine(_dir.FullName, "config.json");
+        File.WriteAllText(config, """
+            {"vocab_size": 1000, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128,
+             "max_position_embeddings": 64, "model_type": "bert", "hidden_dropout_prob": 0, "attention_probs_dropout_prob": 0}
+            """);
+        var result = Pretrainer.Run(new PretrainOptions
+        {
+            Corpus = Path.Combine(SharedFixtures.Gutenberg, "extra", "alice_in_wonderland.txt.gz"),
+            Output = Path.Combine(_dir.FullName, "run"),
+            ConfigPath = config,
+            Objective = ObjectiveKind.Electra,
+            MaxSteps = 60,
+            BatchSize = 8,
+            MaxSeqLength = 32,
+            VocabSize = 600,
+            LearningRate = 2e-3,
+            Precision = Precision.Fp32,
+            LoggingSteps = 10,
+            SaveSteps = 0,
+            EvalFraction = 0.5,
+            ValidationSequences = 16,
+        });
+        Assert.Equal(60, result.Steps);
+
+        var records = MetricsLog.Read(Path.Combine(result.OutputDirectory, "metrics.jsonl"));
+        var train = records.Where(r => r.Split == "train").OrderBy(r => r.Step).ToList();
+        foreach (var name in new[] { "loss", "generator_loss", "discriminator_loss" })
+            Assert.True(train[^1].Values[name] < train[0].Values[name], $"{name}: {train[0].Values[name]:F3} at step {train[0].Step} → {train[^1].Values[name]:F3}");
+        Assert.Equal(train[^1].Values["generator_loss"] + 50 * train[^1].Values["discriminator_loss"], train[^1].Values["loss"], 3);
+
+        var validation = records.Where(r => r.Split == "validation").OrderBy(r => r.Step).ToList();
+        Assert.True(validation[^1].Values["loss"] < validation[0].Values["loss"], "the generator's masked-LM validation loss falls");
+        foreach (var name in new[] { "rtd_accuracy", "rtd_baseline_accuracy", "rtd_replaced_recall", "rtd_loss" })
+            Assert.Equal(validation[^1].Values[name], result.Validation.ObjectiveMetrics[name]);
+        Assert.InRange(validation[^1].Values["rtd_baseline_accuracy"], 0.8, 0.95);
+
+        using var discriminator = ModelLoader.Load(Path.Combine(result.OutputDirectory, ElectraModels.DiscriminatorFolder));
+        Assert.IsType<ElectraForPreTraining>(discriminator);
+        using var generator = ModelLoader.Load(Path.Combine(result.OutputDirectory, ElectraModels.GeneratorFolder));
+        Assert.IsType<ElectraForMaskedLM>(generator);
+        Assert.True(File.Exists(Path.Combine(result.OutputDirectory, TrainerState.FileName)));
+        Assert.True(File.Exists(Path.Combine(result.OutputDirectory, "loss.png")));
+    }
+}
