@@ -47,6 +47,7 @@ public class ResumeTests : IDisposable
     [Theory]
     [InlineData(ObjectiveKind.Mlm)]
     [InlineData(ObjectiveKind.Mdlm)]
+    [InlineData(ObjectiveKind.Electra)]
     public void StoppedAndResumedRunRepeatsTheUninterruptedRun(ObjectiveKind objective)
     {
         var straight = Pretrainer.Run(Options($"straight-{objective}", objective));
@@ -59,7 +60,9 @@ public class ResumeTests : IDisposable
         Assert.True(first.Interrupted);
         Assert.Equal(4, first.Steps);
         Assert.True(Directory.Exists(Path.Combine(first.OutputDirectory, "checkpoint-4")));
-        Assert.False(File.Exists(Path.Combine(first.OutputDirectory, "model.safetensors")), "an interrupted run must not look finished");
+        // ELECTRA saves its two models in subfolders.
+        var model = objective == ObjectiveKind.Electra ? Path.Combine(ElectraModels.DiscriminatorFolder, "model.safetensors") : "model.safetensors";
+        Assert.False(File.Exists(Path.Combine(first.OutputDirectory, model)), "an interrupted run must not look finished");
 
         var second = Pretrainer.Resume(first.OutputDirectory);
         Assert.Equal(8, second.Steps);
@@ -69,12 +72,12 @@ public class ResumeTests : IDisposable
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6, $"step {i + 1}: {expected[i]} vs {actual[i]}");
         Assert.Equal(straight.Validation.Loss, second.Validation.Loss, 6);
-        // The objective's own validation metrics (MDLM's ELBO) repeat too.
+        // The objective's own validation metrics (MDLM's ELBO, ELECTRA's replaced-token detection) repeat too.
         var finalStraight = FinalValidation(straight.OutputDirectory);
         var finalResumed = FinalValidation(second.OutputDirectory);
         Assert.Equal(finalStraight.Keys.Order(), finalResumed.Keys.Order());
         foreach (var (name, value) in finalStraight) Assert.True(Math.Abs(value - finalResumed[name]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{name}: {value} vs {finalResumed[name]}");
         Assert.True(File.Exists(Path.Combine(second.OutputDirectory, "loss.png")));
-        Assert.True(File.Exists(Path.Combine(second.OutputDirectory, "model.safetensors")));
+        Assert.True(File.Exists(Path.Combine(second.OutputDirectory, model)));
     }
 }

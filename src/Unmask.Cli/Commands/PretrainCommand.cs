@@ -38,15 +38,19 @@ public static partial class PretrainCommand
         var objective = new Option<string>("--objective")
         {
             DefaultValueFactory = _ => "mlm",
-            Description = "mlm (BERT masking, shaped by the masking options) or mdlm (masked diffusion: per-sequence rate t ~ U(0,1), loss weighted 1/t)",
+            Description = "mlm (BERT masking, shaped by the masking options), mdlm (masked diffusion: per-sequence rate t ~ U(0,1), loss weighted 1/t) "
+                + "or electra (a small generator fills the masked positions, the discriminator learns which tokens were replaced; masking defaults to 15% at 85/0/15; "
+                + "saves generator/ and discriminator/)",
         };
-        objective.AcceptOnlyFromAmong("mlm", "mdlm");
+        objective.AcceptOnlyFromAmong("mlm", "mdlm", "electra");
+        var generatorSize = new Option<double>("--generator-size") { DefaultValueFactory = _ => 0.25, Description = "electra: generator hidden size and heads as a fraction of the discriminator's" };
+        var discWeight = new Option<double>("--disc-weight") { DefaultValueFactory = _ => 50, Description = "electra: weight of the discriminator's loss beside the generator's" };
         var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining a Hugging Face BERT/RoBERTa model folder, with its own tokenizer and config" };
 
-        var command = new Command("pretrain", "Pretrain a BERT masked language model")
+        var command = new Command("pretrain", "Pretrain a BERT masked language model, or an ELECTRA discriminator and generator")
         {
             corpus, encoding, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom, objective, attentionInit,
+            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom, objective, attentionInit, generatorSize, discWeight,
         };
         var masking = new MaskingArguments();
         masking.AddTo(command);
@@ -94,7 +98,9 @@ public static partial class PretrainCommand
                         WeightDecay = parse.GetValue(weightDecay),
                         MaxGradNorm = parse.GetValue(clip),
                         AttentionInit = parse.GetValue(attentionInit),
-                        Objective = parse.GetValue(objective) == "mdlm" ? ObjectiveKind.Mdlm : ObjectiveKind.Mlm,
+                        Objective = Enum.Parse<ObjectiveKind>(parse.GetValue(objective)!, ignoreCase: true),
+                        GeneratorSize = parse.GetValue(generatorSize),
+                        DiscriminatorWeight = parse.GetValue(discWeight),
                         Masking = masking.Read(parse),
                         VocabSize = parse.GetValue(vocab),
                         PresetDropout = parse.GetValue(dropout),
@@ -163,6 +169,8 @@ public static partial class PretrainCommand
         table.AddRow("validation loss", r.Validation.Loss.ToString("F4"));
         table.AddRow("validation masked accuracy", r.Validation.MaskedAccuracy.ToString("F4"));
         table.AddRow("most-frequent-token baseline", r.Validation.BaselineAccuracy.ToString("F4"));
+        foreach (var (name, label) in new[] { ("rtd_accuracy", "replaced-token detection accuracy"), ("rtd_baseline_accuracy", "all-original baseline") })
+            if (r.Validation.ObjectiveMetrics.TryGetValue(name, out var value)) table.AddRow(label, value.ToString("F4"));
         io.Console.Write(table);
         if (r.Interrupted) io.Error.WriteLine($"interrupted: checkpoint saved in {r.CheckpointDirectory}; continue with --resume");
     }

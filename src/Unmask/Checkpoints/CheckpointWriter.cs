@@ -5,13 +5,16 @@ using Unmask.Training;
 namespace Unmask.Checkpoints;
 
 /// <summary>
-/// Writes a Hugging Face model folder plus trainer state. Everything is first written to a hidden temp folder
+/// Writes Hugging Face model folders plus trainer state. Everything is first written to a hidden temp folder
 /// beside the target; a new target is then one directory rename, an existing run folder gets each finished file
-/// renamed in, so no reader ever sees a half-written file.
+/// renamed in (and each model subfolder swapped in), so no reader ever sees a half-written file.
 /// </summary>
 public static class CheckpointWriter
 {
-    public static void Save(string folder, BertForMaskedLM model, ITokenizer tokenizer, TrainerState state, AdamW optimizer)
+    /// <param name="models">Each model with its subfolder of <paramref name="folder"/> (null: the folder itself);
+    /// every model folder gets the tokenizer files, the folder itself the trainer state and optimizer.</param>
+    public static void Save(string folder, IReadOnlyList<(string? Subfolder, IMaskedLmModel Model)> models, ITokenizer tokenizer,
+        TrainerState state, AdamW optimizer)
     {
         folder = Path.GetFullPath(folder);
         var parent = Path.GetDirectoryName(folder)!;
@@ -19,12 +22,11 @@ public static class CheckpointWriter
         var temp = Path.Combine(parent, $".{Path.GetFileName(folder)}.complete-{Guid.NewGuid():N}");
         try
         {
-            ModelFolder.Save(temp, model, files =>
-            {
-                tokenizer.Save(files);
-                SafeTensors.Save(Path.Combine(files, TrainerState.OptimizerFileName), optimizer.StateTensors());
-                state.Save(files);
-            });
+            // The folder itself first: ModelFolder.Save takes the place of a folder, which must not exist yet.
+            foreach (var (subfolder, model) in models.OrderBy(m => m.Subfolder is not null))
+                ModelFolder.Save(subfolder is null ? temp : Path.Combine(temp, subfolder), model, tokenizer.Save);
+            SafeTensors.Save(Path.Combine(temp, TrainerState.OptimizerFileName), optimizer.StateTensors());
+            state.Save(temp);
             if (!Directory.Exists(folder))
             {
                 Directory.Move(temp, folder);
@@ -32,6 +34,12 @@ public static class CheckpointWriter
             }
             foreach (var file in Directory.GetFiles(temp))
                 File.Move(file, Path.Combine(folder, Path.GetFileName(file)), overwrite: true);
+            foreach (var subfolder in Directory.GetDirectories(temp))
+            {
+                var target = Path.Combine(folder, Path.GetFileName(subfolder));
+                if (Directory.Exists(target)) Directory.Delete(target, recursive: true);
+                Directory.Move(subfolder, target);
+            }
             Directory.Delete(temp);
         }
         catch

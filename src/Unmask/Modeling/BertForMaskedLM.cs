@@ -182,6 +182,33 @@ internal interface IComputeDtypeAware
     ComputeDtype ComputeDtype { get; set; }
 }
 
+/// <summary>The local attention start of <see cref="BertForMaskedLM.InitialiseLocalAttention"/>, for any BERT-style encoder.</summary>
+internal static class LocalAttention
+{
+    /// <param name="state">The model's live parameters by HF name.</param>
+    /// <param name="prefix">The encoder's name prefix (bert., roberta., electra.).</param>
+    public static void Initialise(IReadOnlyDictionary<string, Tensor> state, string prefix, int layers, double initializerRange, double queryKeyScale)
+    {
+        using var scope = torch.NewDisposeScope();
+        var positionEmbeddings = state[prefix + "embeddings.position_embeddings.weight"]; // [positions, dim]
+        var (count, dim) = (positionEmbeddings.shape[0], positionEmbeddings.shape[1]);
+        var positions = torch.arange(count, dtype: ScalarType.Float64).unsqueeze(1); // [positions, 1]
+        var frequencies = torch.exp(torch.arange(0, dim, 2, dtype: ScalarType.Float64) * (-Math.Log(10000.0) / dim)); // [dim / 2]
+        var angles = positions * frequencies; // [positions, dim / 2]
+        var table = torch.stack([angles.sin(), angles.cos()], dim: 2).reshape(count, -1)[.., ..(int)dim]; // [positions, dim]
+        // Each sin/cos pair has mean square 1/2, so this gives rows of root mean square initializer_range.
+        table = table * (initializerRange * Math.Sqrt(2.0));
+        using var noGrad = torch.no_grad();
+        positionEmbeddings.copy_(table.to(ScalarType.Float32));
+        for (int layer = 0; layer < layers; layer++)
+            foreach (var projection in new[] { "query", "key" })
+            {
+                var weight = state[$"{prefix}encoder.layer.{layer}.attention.self.{projection}.weight"]; // [hidden, hidden]
+                weight.copy_(torch.eye(weight.shape[0], dtype: ScalarType.Float32) * queryKeyScale);
+            }
+    }
+}
+
 /// <summary>Outputs of <see cref="BertForMaskedLM.Forward"/>; disposing it disposes every tensor in it.</summary>
 /// <param name="Logits">[batch, seq, vocab], or [n, vocab] for sparse prediction (rows of the labelled positions).</param>
 /// <param name="Loss">Mean cross-entropy over labels other than -100; null without labels.</param>
@@ -640,25 +667,8 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
     /// from anywhere in the sequence; this start hands it neighbours from step one. Everything stays trainable
     /// and the architecture is unchanged.
     /// </summary>
-    public void InitialiseLocalAttention(double queryKeyScale = 1.1)
-    {
-        using var scope = torch.NewDisposeScope();
-        var (count, dim) = (Config.MaxPositionEmbeddings, Config.HiddenSize);
-        var positions = torch.arange(count, dtype: ScalarType.Float64).unsqueeze(1); // [positions, 1]
-        var frequencies = torch.exp(torch.arange(0, dim, 2, dtype: ScalarType.Float64) * (-Math.Log(10000.0) / dim)); // [dim / 2]
-        var angles = positions * frequencies; // [positions, dim / 2]
-        var table = torch.stack([angles.sin(), angles.cos()], dim: 2).reshape(count, -1)[.., ..(int)dim]; // [positions, dim]
-        // Each sin/cos pair has mean square 1/2, so this gives rows of root mean square initializer_range.
-        table = table * (Config.InitializerRange * Math.Sqrt(2.0));
-        var identity = torch.eye(dim, dtype: ScalarType.Float32) * queryKeyScale; // [hidden, hidden]
-        var state = HfStateDict();
-        var prefix = Config.IsRoberta ? "roberta." : "bert.";
-        using var noGrad = torch.no_grad();
-        state[prefix + "embeddings.position_embeddings.weight"].copy_(table.to(ScalarType.Float32));
-        for (int layer = 0; layer < Config.NumHiddenLayers; layer++)
-            foreach (var projection in new[] { "query", "key" })
-                state[$"{prefix}encoder.layer.{layer}.attention.self.{projection}.weight"].copy_(identity);
-    }
+    public void InitialiseLocalAttention(double queryKeyScale = 1.1) =>
+        LocalAttention.Initialise(HfStateDict(), Config.IsRoberta ? "roberta." : "bert.", Config.NumHiddenLayers, Config.InitializerRange, queryKeyScale);
 
     /// <summary>Number of distinct parameter values (tied matrices counted once).</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());

@@ -106,29 +106,34 @@ internal sealed class ElectraEmbeddings : nn.Module
     }
 }
 
-internal sealed class ElectraModel : nn.Module
+internal sealed class ElectraModel : nn.Module, IComputeDtypeAware
 {
     [ComponentName(Name = "embeddings")] readonly ElectraEmbeddings embeddings;
     [ComponentName(Name = "embeddings_project")] readonly Linear? embeddingsProject;
     [ComponentName(Name = "encoder")] readonly BertEncoder encoder;
 
-    public ElectraModel(ElectraConfig c) : base(nameof(ElectraModel))
+    /// <param name="sharedEmbeddings">Another model's embedding module to use instead of new ones (ELECTRA pretraining).</param>
+    public ElectraModel(ElectraConfig c, ElectraEmbeddings? sharedEmbeddings = null) : base(nameof(ElectraModel))
     {
-        embeddings = new ElectraEmbeddings(c);
+        embeddings = sharedEmbeddings ?? new ElectraEmbeddings(c);
         if (c.EmbeddingSize != c.HiddenSize) embeddingsProject = new Linear(c.EmbeddingSize, c.HiddenSize, c.InitializerRange);
         encoder = new BertEncoder(c.EncoderConfig());
         RegisterComponents();
     }
 
     public Parameter WordEmbeddingWeight => embeddings.WordEmbeddingWeight;
+    public ElectraEmbeddings Embeddings => embeddings;
+    public ComputeDtype ComputeDtype { get; set; }
 
     /// <param name="hiddenStates">Receives the encoder's input (after the projection, as HF reports it), then each layer's output.</param>
     public Tensor forward(Tensor inputIds, Tensor? attentionMask, Tensor tokenTypeIds, List<Tensor>? hiddenStates)
     {
         var hidden = embeddings.forward(inputIds, tokenTypeIds); // [batch, seq, embedding]
-        if (embeddingsProject is not null) hidden = embeddingsProject.forward(hidden); // [batch, seq, hidden]
+        // The residual stream stays float32 whatever the compute dtype, as BERT's embeddings leave it.
+        if (embeddingsProject is not null) hidden = embeddingsProject.forward(hidden).to(ScalarType.Float32); // [batch, seq, hidden]
         hiddenStates?.Add(hidden);
-        return encoder.forward(hidden, AttentionMasks.Additive(attentionMask), hiddenStates);
+        var dtype = ComputeDtype == ComputeDtype.BFloat16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        return encoder.forward(hidden, AttentionMasks.Additive(attentionMask, dtype), hiddenStates);
     }
 }
 
@@ -145,8 +150,8 @@ internal sealed class ElectraGeneratorPredictions : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    // HF hard-codes "gelu" here, whatever hidden_act says.
-    public override Tensor forward(Tensor hidden) => layerNorm.forward(F.gelu(dense.forward(hidden)));
+    // HF hard-codes "gelu" here, whatever hidden_act says. LayerNorm runs in float32 under a bf16 compute dtype.
+    public override Tensor forward(Tensor hidden) => layerNorm.forward(F.gelu(dense.forward(hidden)).to(ScalarType.Float32));
 }
 
 /// <summary>
@@ -163,11 +168,12 @@ public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
     [ComponentName(Name = "electra")] readonly ElectraModel electra;
     [ComponentName(Name = "generator_predictions")] readonly ElectraGeneratorPredictions generatorPredictions;
     [ComponentName(Name = "generator_lm_head")] readonly Linear generatorLmHead;
+    ComputeDtype computeDtype;
 
-    ElectraForMaskedLM(ElectraConfig c) : base(nameof(ElectraForMaskedLM))
+    ElectraForMaskedLM(ElectraConfig c, ElectraEmbeddings? sharedEmbeddings = null) : base(nameof(ElectraForMaskedLM))
     {
         Config = c;
-        electra = new ElectraModel(c);
+        electra = new ElectraModel(c, sharedEmbeddings);
         generatorPredictions = new ElectraGeneratorPredictions(c);
         var weight = c.TieWordEmbeddings ? electra.WordEmbeddingWeight : Parameters.Normal([c.VocabSize, c.EmbeddingSize], c.InitializerRange);
         generatorLmHead = new Linear(weight, Parameters.Zeros([c.VocabSize]));
@@ -181,6 +187,25 @@ public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
         return new ElectraForMaskedLM(config with { Architectures = config.Architectures ?? [ArchitectureName] });
     }
 
+    /// <summary>
+    /// A generator for ELECTRA pretraining that uses <paramref name="discriminator"/>'s embedding module itself (word,
+    /// position and token type embeddings and their LayerNorm), as the paper ties them: the two models then hold the
+    /// same parameters, and the generator's output projection is tied to that shared word embedding matrix.
+    /// </summary>
+    public static ElectraForMaskedLM CreateSharingEmbeddings(ElectraConfig config, ElectraForPreTraining discriminator)
+    {
+        config.Validate("ELECTRA generator config");
+        var shared = discriminator.Config;
+        if ((config.VocabSize, config.EmbeddingSize, config.MaxPositionEmbeddings, config.TypeVocabSize, config.LayerNormEps, config.PadTokenId, config.HiddenDropoutProb)
+            != (shared.VocabSize, shared.EmbeddingSize, shared.MaxPositionEmbeddings, shared.TypeVocabSize, shared.LayerNormEps, shared.PadTokenId, shared.HiddenDropoutProb))
+            throw new ArgumentException("the generator's embedding settings (vocab_size, embedding_size, max_position_embeddings, type_vocab_size, layer_norm_eps, pad_token_id, hidden_dropout_prob) must equal the discriminator's to share its embeddings", nameof(config));
+        if (!config.TieWordEmbeddings) throw new ArgumentException("a generator sharing embeddings ties its output projection to them", nameof(config));
+        return new ElectraForMaskedLM(config with { Architectures = config.Architectures ?? [ArchitectureName] }, discriminator.Embeddings)
+        {
+            ComputeDtype = discriminator.ComputeDtype,
+        };
+    }
+
     public ElectraConfig Config { get; }
     public string Architecture => ArchitectureName;
     IHfConfig IMaskedLmModel.HfConfig => Config;
@@ -189,6 +214,23 @@ public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
     public bool UsesTokenTypeIds => true;
     nn.Module IMaskedLmModel.Module => this;
 
+    /// <summary>Element type of the matrix products, as <see cref="BertForMaskedLM.ComputeDtype"/>; parameters stay float32.</summary>
+    public ComputeDtype ComputeDtype
+    {
+        get => computeDtype;
+        set
+        {
+            computeDtype = value;
+            foreach (var module in modules().OfType<IComputeDtypeAware>()) module.ComputeDtype = value;
+        }
+    }
+
+    /// <inheritdoc cref="BertForMaskedLM.InitialiseLocalAttention"/>
+    /// <remarks>The sinusoids are embedding_size wide; a generator projecting them to a narrower hidden size sees them
+    /// through that random projection, so its start is less sharply local than the discriminator's.</remarks>
+    public void InitialiseLocalAttention(double queryKeyScale = 1.1) => LocalAttention.Initialise(state_dict(), "electra.", Config.NumHiddenLayers,
+        Config.InitializerRange, queryKeyScale);
+
     public MaskedLmOutput Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null,
         Tensor? labels = null, bool outputHiddenStates = false, bool sparsePrediction = false)
     {
@@ -196,8 +238,9 @@ public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
         using var scope = torch.NewDisposeScope();
         var hiddenStates = outputHiddenStates ? new List<Tensor>() : null;
         var sequence = electra.forward(inputIds, attentionMask, tokenTypeIds ?? torch.zeros_like(inputIds), hiddenStates); // [batch, seq, hidden]
-        var (logits, loss) = HfWeights.MaskedLmHead(h => generatorLmHead.forward(generatorPredictions.forward(h)), sequence, labels,
-            sparsePrediction, Config.VocabSize);
+        // Logits leave in float32 whatever the compute dtype: softmax and cross-entropy need its range and precision.
+        var (logits, loss) = HfWeights.MaskedLmHead(h => generatorLmHead.forward(generatorPredictions.forward(h)).to(ScalarType.Float32), sequence,
+            labels, sparsePrediction, Config.VocabSize);
         return HfWeights.Output(logits, loss, sequence, hiddenStates);
     }
 
@@ -235,7 +278,9 @@ internal sealed class ElectraDiscriminatorPredictions : nn.Module<Tensor, Tensor
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor hidden) => densePrediction.forward(activation(dense.forward(hidden))).squeeze(-1);
+    // The logit leaves in float32 whatever the compute dtype, for the binary cross-entropy.
+    public override Tensor forward(Tensor hidden) =>
+        densePrediction.forward(activation(dense.forward(hidden))).squeeze(-1).to(ScalarType.Float32);
 }
 
 /// <summary>
@@ -250,6 +295,7 @@ public sealed class ElectraForPreTraining : nn.Module, IMaskedLmModel
 
     [ComponentName(Name = "electra")] readonly ElectraModel electra;
     [ComponentName(Name = "discriminator_predictions")] readonly ElectraDiscriminatorPredictions discriminatorPredictions;
+    ComputeDtype computeDtype;
 
     ElectraForPreTraining(ElectraConfig c) : base(nameof(ElectraForPreTraining))
     {
@@ -273,6 +319,23 @@ public sealed class ElectraForPreTraining : nn.Module, IMaskedLmModel
     public int MaxSequenceLength => Config.MaxPositionEmbeddings;
     public bool UsesTokenTypeIds => true;
     nn.Module IMaskedLmModel.Module => this;
+
+    internal ElectraEmbeddings Embeddings => electra.Embeddings;
+
+    /// <summary>Element type of the matrix products, as <see cref="BertForMaskedLM.ComputeDtype"/>; parameters stay float32.</summary>
+    public ComputeDtype ComputeDtype
+    {
+        get => computeDtype;
+        set
+        {
+            computeDtype = value;
+            foreach (var module in modules().OfType<IComputeDtypeAware>()) module.ComputeDtype = value;
+        }
+    }
+
+    /// <inheritdoc cref="BertForMaskedLM.InitialiseLocalAttention"/>
+    public void InitialiseLocalAttention(double queryKeyScale = 1.1) => LocalAttention.Initialise(state_dict(), "electra.", Config.NumHiddenLayers,
+        Config.InitializerRange, queryKeyScale);
 
     /// <returns>Logits [batch, seq] (sparse: [n]).</returns>
     public MaskedLmOutput Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null,

@@ -80,12 +80,14 @@ internal static class HfActivations
 
 internal static class AttentionMasks
 {
-    /// <summary>HF's extended mask: 0 where a key is visible, float32.min on padded keys. [batch, 1, 1, seq].</summary>
-    public static Tensor? Additive(Tensor? attentionMask)
+    /// <summary>HF's extended mask: 0 where a key is visible, dtype.min on padded keys. [batch, 1, 1, seq].</summary>
+    /// <param name="dtype">The attention's compute dtype: float32.min would round to -inf in bfloat16 and turn a fully
+    /// padded row into NaN.</param>
+    public static Tensor? Additive(Tensor? attentionMask, ScalarType dtype = ScalarType.Float32)
     {
         if (attentionMask is null) return null;
-        var open = attentionMask.to(ScalarType.Float32).unsqueeze(1).unsqueeze(2); // [batch, 1, 1, seq]
-        return (1.0 - open) * torch.finfo(ScalarType.Float32).min;
+        var open = attentionMask.to(dtype).unsqueeze(1).unsqueeze(2); // [batch, 1, 1, seq]
+        return (1.0 - open) * torch.finfo(dtype).min;
     }
 }
 

@@ -3,10 +3,14 @@ using static TorchSharp.torch;
 namespace Unmask.Training;
 
 /// <summary>The pretraining objectives <c>unmask pretrain --objective</c> offers.</summary>
-public enum ObjectiveKind { Mlm, Mdlm }
+public enum ObjectiveKind { Mlm, Mdlm, Electra }
 
 /// <summary>One micro-batch's loss (a scalar in the caller's dispose scope) and how many positions it predicted.</summary>
-public sealed record ObjectiveLoss(Tensor Loss, long PredictedTokens);
+public sealed record ObjectiveLoss(Tensor Loss, long PredictedTokens)
+{
+    /// <summary>Named terms of a loss that sums several (scalars in the caller's scope), logged beside it.</summary>
+    public IReadOnlyDictionary<string, Tensor> Parts { get; init; } = new Dictionary<string, Tensor>();
+}
 
 /// <summary>
 /// Turns packed token ids into model inputs and a loss. The trainer hands it batches and back-propagates what it

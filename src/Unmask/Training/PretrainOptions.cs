@@ -53,9 +53,19 @@ public sealed record PretrainOptions
     public double AdamBeta1 { get; init; } = 0.9;
     public double AdamBeta2 { get; init; } = 0.98;
     public double AdamEpsilon { get; init; } = 1e-6;
-    /// <summary>What the model is trained to do; <see cref="Masking"/> configures <see cref="ObjectiveKind.Mlm"/> only.</summary>
+    /// <summary>What the model is trained to do; <see cref="Masking"/> configures <see cref="ObjectiveKind.Mlm"/> and
+    /// <see cref="ObjectiveKind.Electra"/>'s generator.</summary>
     public ObjectiveKind Objective { get; init; } = ObjectiveKind.Mlm;
     public MaskingOptions Masking { get; init; } = new();
+    /// <summary>ELECTRA: the generator's hidden size and heads as a fraction of the discriminator's (the paper finds
+    /// 1/4 to 1/2 best; a stronger generator makes the discriminator's task too hard).</summary>
+    public double GeneratorSize { get; init; } = 0.25;
+    /// <summary>ELECTRA: weight λ of the discriminator's binary cross-entropy beside the generator's MLM loss (the paper's 50).</summary>
+    public double DiscriminatorWeight { get; init; } = 50;
+
+    /// <summary>The masking the objective uses: ELECTRA's own split when the masking options are left at BERT's defaults.</summary>
+    [JsonIgnore]
+    public MaskingOptions EffectiveMasking => Objective == ObjectiveKind.Electra && Masking == new MaskingOptions() ? ElectraObjective.DefaultMasking : Masking;
 
     public int VocabSize { get; init; } = 16384;
     public bool LowerCase { get; init; } = true;
@@ -96,6 +106,10 @@ public sealed record PretrainOptions
         // MDLM's corruption is fixed by the method (rate t per sequence, mask token only): a masking option would be silently ignored.
         if (Objective == ObjectiveKind.Mdlm && Masking != new MaskingOptions())
             throw new UnmaskException("--objective mdlm masks each sequence at its own rate with the mask token only; leave out the masking options (--masking, --mask-rate, --mask-split, --masking-config, ...)");
+        if (GeneratorSize is <= 0 or > 1) throw new UnmaskException($"--generator-size must be in (0, 1], got {GeneratorSize}");
+        if (DiscriminatorWeight <= 0) throw new UnmaskException($"--disc-weight must be positive, got {DiscriminatorWeight}");
+        if (Objective == ObjectiveKind.Electra && InitFrom is not null)
+            throw new UnmaskException("--objective electra trains a new generator and discriminator; --init-from continues a BERT-family masked LM with --objective mlm or mdlm");
     }
 
     /// <summary>Fraction of the budget used, by whichever budget runs out first.</summary>

@@ -14,7 +14,11 @@ public sealed record PretrainProgress(
     string Phase, long Step, long Tokens, double Fraction, double? Loss, double TokensPerSecond, TimeSpan Elapsed, TimeSpan? Remaining);
 
 /// <summary>A validation pass on the fixed masked copy of the validation split.</summary>
-public sealed record ValidationResult(double Loss, double MaskedAccuracy, double BaselineAccuracy, long MaskedTokens);
+public sealed record ValidationResult(double Loss, double MaskedAccuracy, double BaselineAccuracy, long MaskedTokens)
+{
+    /// <summary>The objective's own validation metrics (ELECTRA's rtd_accuracy, MDLM's elbo_nll, ...).</summary>
+    public IReadOnlyDictionary<string, double> ObjectiveMetrics { get; init; } = new Dictionary<string, double>();
+}
 
 public sealed record PretrainResult(
     string OutputDirectory, long Steps, long Tokens, TimeSpan TrainingTime, double TokensPerSecond, ValidationResult Validation,
@@ -22,9 +26,10 @@ public sealed record PretrainResult(
 
 /// <summary>
 /// Runs masked-language-model pretraining: corpus → tokenizer → token store → packed batches → objective (MLM with a
-/// masking strategy, or MDLM) → BertForMaskedLM with sparse prediction → AdamW. Writes Hugging Face folders (final
-/// model in the output folder, intermediate ones in checkpoint-&lt;step&gt;), metrics.jsonl and loss.png. Cancelling
-/// saves a checkpoint first.
+/// masking strategy, or MDLM, on a BertForMaskedLM; or ELECTRA's generator and discriminator) with sparse prediction →
+/// AdamW. Writes Hugging Face folders (final model in the output folder, intermediate ones in checkpoint-&lt;step&gt;;
+/// ELECTRA's two models in generator/ and discriminator/ beneath those), metrics.jsonl and loss.png. Cancelling saves
+/// a checkpoint first.
 /// </summary>
 public static class Pretrainer
 {
@@ -59,8 +64,9 @@ public static class Pretrainer
 
         // A resumed run continues its checkpoint; --init-from continues a Hugging Face model with its own tokenizer.
         var modelFolder = resumeFrom?.Folder ?? options.InitFrom;
+        bool electra = options.Objective == ObjectiveKind.Electra;
         ITokenizer tokenizer;
-        if (modelFolder is not null) tokenizer = TokenizerLoader.Load(modelFolder);
+        if (modelFolder is not null) tokenizer = TokenizerLoader.Load(electra ? Path.Combine(modelFolder, ElectraModels.DiscriminatorFolder) : modelFolder);
         else
         {
             Phase("training tokenizer");
@@ -81,7 +87,8 @@ public static class Pretrainer
             throw new UnmaskException(
                 $"corpus '{corpus.Name}' is too small: its {(trainSequences.Count == 0 ? "training" : "validation")} split does not fill one sequence of {options.MaxSeqLength} tokens");
 
-        var config = modelFolder is not null ? BertFamilyConfig(modelFolder)
+        // ELECTRA sizes its discriminator from this config; a resumed pair is then read back from its own folders.
+        var config = modelFolder is not null && !electra ? BertFamilyConfig(modelFolder)
             : options.ConfigPath is { } cp
             ? BertConfig.Load(cp) with { VocabSize = tokenizer.VocabSize }
             : BertConfig.Preset(options.Size, tokenizer.VocabSize) with
@@ -93,22 +100,41 @@ public static class Pretrainer
         if (tokenizer.VocabSize > config.VocabSize)
             throw new UnmaskException($"the tokenizer has {tokenizer.VocabSize} tokens but the model's vocab_size is {config.VocabSize}");
 
-        torch.manual_seed(options.Seed);
-        using var model = modelFolder is not null ? ModelFolder.LoadBert(modelFolder) : BertForMaskedLM.Create(config);
-        if (modelFolder is null && options.AttentionInit == AttentionInit.Local) model.InitialiseLocalAttention();
+        // The benchmark draws random matrices, so it runs before seeding the weights' initialisation.
         var precision = ChoosePrecision(options.Precision, config);
-        model.ComputeDtype = precision == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
-        model.train();
-
-        var named = model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)).ToList();
-        using var optimizer = new AdamW(AdamW.DecayGroups(named, options.WeightDecay), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon);
-        var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupRatio, options.Decay);
+        torch.manual_seed(options.Seed);
+        var computeDtype = precision == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
         var vocab = MaskingVocabulary.FromTokenizer(tokenizer, config.VocabSize);
-        IObjective objective = options.Objective switch
+        IObjective objective;
+        TrainedModels models;
+        if (electra)
         {
-            ObjectiveKind.Mdlm => new MdlmObjective(model, vocab),
-            _ => new MlmObjective(model, CreateMasking(options.Masking, vocab, tokenizer, trainStore, cache, Phase, ct)),
-        };
+            var (generator, discriminator) = modelFolder is not null ? ElectraModels.Load(modelFolder)
+                : ElectraModels.Create(ElectraModels.DiscriminatorConfig(config), options.GeneratorSize);
+            if (modelFolder is null && options.AttentionInit == AttentionInit.Local)
+            {
+                discriminator.InitialiseLocalAttention();
+                generator.InitialiseLocalAttention();
+            }
+            (discriminator.ComputeDtype, generator.ComputeDtype) = (computeDtype, computeDtype);
+            models = ElectraModels.AsTrained(generator, discriminator);
+            objective = new ElectraObjective(generator, discriminator,
+                CreateMasking(options.EffectiveMasking, vocab, tokenizer, trainStore, cache, Phase, ct), vocab, options.DiscriminatorWeight);
+        }
+        else
+        {
+            var model = modelFolder is not null ? ModelFolder.LoadBert(modelFolder) : BertForMaskedLM.Create(config);
+            if (modelFolder is null && options.AttentionInit == AttentionInit.Local) model.InitialiseLocalAttention();
+            model.ComputeDtype = computeDtype;
+            models = TrainedModels.Single(model);
+            objective = options.Objective == ObjectiveKind.Mdlm ? new MdlmObjective(model, vocab)
+                : new MlmObjective(model, CreateMasking(options.Masking, vocab, tokenizer, trainStore, cache, Phase, ct));
+        }
+        using var disposeModels = models;
+        models.SetTraining(true);
+
+        using var optimizer = new AdamW(AdamW.DecayGroups(models.Parameters, options.WeightDecay), options.AdamBeta1, options.AdamBeta2, options.AdamEpsilon);
+        var schedule = new LearningRateSchedule(options.LearningRate, options.WarmupRatio, options.Decay);
 
         long step = 0, tokens = 0;
         var previousElapsed = TimeSpan.Zero;
@@ -125,7 +151,7 @@ public static class Pretrainer
 
         // Validation keeps BERT's random masking at the start rate whatever the strategy, so runs stay comparable.
         var (validationIds, validation) = PrepareValidation(validSequences, options,
-            new RandomMasking(options.Masking with { Strategy = MaskingStrategies.Random, Schedule = new() }, vocab));
+            new RandomMasking(options.EffectiveMasking with { Strategy = MaskingStrategies.Random, Schedule = new() }, vocab));
         long baselineId = MostFrequentToken(trainStore, vocab);
 
         using var batcher = new Batcher(trainSequences, options.BatchSize, options.Seed, position);
@@ -133,6 +159,7 @@ public static class Pretrainer
         TimeSpan Elapsed() => previousElapsed + loopClock.Elapsed;
         double lastEvalMark = Math.Floor(options.Progress(step, tokens, Elapsed()) / options.EvalFraction);
         double lossWindow = 0;
+        var partsWindow = new Dictionary<string, double>();
         int lossCount = 0;
         long tokensAtLoopStart = tokens;
         double startFraction = options.Progress(step, tokens, previousElapsed);
@@ -142,7 +169,7 @@ public static class Pretrainer
         void SaveCheckpoint(string folder)
         {
             var state = new TrainerState(options, step, tokens, Elapsed(), batcher.Position);
-            CheckpointWriter.Save(folder, model, tokenizer, state, optimizer);
+            CheckpointWriter.Save(folder, models.Folders, tokenizer, state, optimizer);
         }
 
         while (options.Progress(step, tokens, Elapsed()) < 1)
@@ -163,15 +190,17 @@ public static class Pretrainer
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
                 {
                     var batch = batcher.Next(ct);
-                    var loss = objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction).Loss
-                        / options.GradientAccumulationSteps;
+                    var result = objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction);
+                    var loss = result.Loss / options.GradientAccumulationSteps;
                     // An objective may find nothing to predict in a micro-batch; its zero loss has no graph to run back through.
                     if (loss.requires_grad) loss.backward();
                     stepLoss += loss.item<float>();
+                    foreach (var (name, part) in result.Parts)
+                        partsWindow[name] = partsWindow.GetValueOrDefault(name) + part.item<float>() / options.GradientAccumulationSteps;
                 }
-                nn.utils.clip_grad_norm_(model.parameters(), options.MaxGradNorm);
+                nn.utils.clip_grad_norm_(models.Parameters.Select(p => (TorchSharp.Modules.Parameter)p.Parameter), options.MaxGradNorm);
                 optimizer.StepWith(lr);
-                model.zero_grad();
+                models.ZeroGrad();
             }
             step++;
             tokens += options.TokensPerStep;
@@ -187,19 +216,22 @@ public static class Pretrainer
 
             if (step % options.LoggingSteps == 0)
             {
-                metrics.Write(new MetricsRecord("train", step, tokens, new Dictionary<string, double>
+                var values = new Dictionary<string, double>
                 {
                     ["loss"] = lossWindow / lossCount, ["learning_rate"] = lr, ["tokens_per_second"] = tps,
                     ["elapsed_seconds"] = elapsed.TotalSeconds,
-                }));
+                };
+                foreach (var (name, sum) in partsWindow) values[name] = sum / lossCount;
+                metrics.Write(new MetricsRecord("train", step, tokens, values));
                 lossWindow = 0;
+                partsWindow.Clear();
                 lossCount = 0;
             }
             double mark = Math.Floor(fraction / options.EvalFraction);
             if (mark > lastEvalMark && fraction < 1)
             {
                 lastEvalMark = mark;
-                lastValidation = Validate(model, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, elapsed);
+                lastValidation = Validate(models, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, elapsed);
             }
             if (options.SaveSteps > 0 && step % options.SaveSteps == 0 && fraction < 1)
             {
@@ -216,12 +248,12 @@ public static class Pretrainer
         }
         else
         {
-            lastValidation = Validate(model, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, Elapsed());
+            lastValidation = Validate(models, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, Elapsed());
             SaveCheckpoint(options.Output);
         }
-        lastValidation ??= Validate(model, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, Elapsed());
+        lastValidation ??= Validate(models, objective, validationIds, validation, baselineId, metrics, step, tokens, progress, Elapsed());
         LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
-            $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {(options.InitFrom is null ? $"BERT {options.Size}" : config.Architecture)}, {precision}");
+            $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {(electra ? $"ELECTRA {options.Size}" : options.InitFrom is null ? $"BERT {options.Size}" : config.Architecture)}, {precision}");
         double overallTps = (tokens - tokensAtLoopStart) / Math.Max(loopClock.Elapsed.TotalSeconds, 1e-9);
         return new PretrainResult(options.Output, step, tokens, Elapsed(), overallTps, lastValidation, interrupted, precision, checkpointFolder);
     }
@@ -296,10 +328,10 @@ public static class Pretrainer
         return best;
     }
 
-    internal static ValidationResult Evaluate(BertForMaskedLM model, IReadOnlyList<MaskedBatch> batches, long baselineId)
+    internal static ValidationResult Evaluate(IMaskedLmModel model, IReadOnlyList<MaskedBatch> batches, long baselineId)
     {
-        bool wasTraining = model.training;
-        model.eval();
+        bool wasTraining = model.Module.training;
+        model.Module.eval();
         double lossSum = 0;
         long correct = 0, baseline = 0, total = 0;
         using (inference_mode())
@@ -318,26 +350,27 @@ public static class Pretrainer
                 total += n;
             }
         }
-        if (wasTraining) model.train();
+        if (wasTraining) model.Module.train();
         return new ValidationResult(lossSum / Math.Max(total, 1), (double)correct / Math.Max(total, 1), (double)baseline / Math.Max(total, 1), total);
     }
 
-    static ValidationResult Validate(BertForMaskedLM model, IObjective objective, IReadOnlyList<long[]> ids, IReadOnlyList<MaskedBatch> batches,
+    static ValidationResult Validate(TrainedModels models, IObjective objective, IReadOnlyList<long[]> ids, IReadOnlyList<MaskedBatch> batches,
         long baselineId, MetricsLog metrics, long step, long tokens, IProgress<PretrainProgress>? progress, TimeSpan elapsed)
     {
         progress?.Report(new PretrainProgress("validating", step, tokens, 0, null, 0, elapsed, null));
-        var v = Evaluate(model, batches, baselineId);
+        var v = Evaluate(models.MaskedLm, batches, baselineId);
         var values = new Dictionary<string, double>
         {
             ["loss"] = v.Loss, ["masked_accuracy"] = v.MaskedAccuracy, ["baseline_accuracy"] = v.BaselineAccuracy,
             ["masked_tokens"] = v.MaskedTokens,
         };
-        bool wasTraining = model.training;
-        model.eval();
-        using (inference_mode())
-            foreach (var (name, value) in objective.ValidationMetrics(ids, batches[0].SeqLength)) values[name] = value;
-        if (wasTraining) model.train();
+        bool wasTraining = models.Training;
+        models.SetTraining(false);
+        IReadOnlyDictionary<string, double> own;
+        using (inference_mode()) own = objective.ValidationMetrics(ids, batches[0].SeqLength);
+        if (wasTraining) models.SetTraining(true);
+        foreach (var (name, value) in own) values[name] = value;
         metrics.Write(new MetricsRecord("validation", step, tokens, values));
-        return v;
+        return v with { ObjectiveMetrics = own };
     }
 }

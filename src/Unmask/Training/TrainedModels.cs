@@ -1,0 +1,51 @@
+using TorchSharp;
+using Unmask.Modeling;
+using static TorchSharp.torch;
+
+namespace Unmask.Training;
+
+/// <summary>
+/// The networks one run trains, as the trainer handles them: the masked LM its shared validation measures, the Hugging
+/// Face folders a checkpoint holds, and every parameter exactly once (shared ones are not counted twice).
+/// </summary>
+public sealed class TrainedModels : IDisposable
+{
+    /// <param name="maskedLm">The model the trainer's masked-LM validation runs on.</param>
+    /// <param name="folders">Each model with the subfolder of a checkpoint it is saved in (null: the checkpoint folder itself).</param>
+    /// <param name="parameters">Optimizer names and parameters; a tensor listed twice is kept under its first name.</param>
+    public TrainedModels(IMaskedLmModel maskedLm, IReadOnlyList<(string? Folder, IMaskedLmModel Model)> folders,
+        IEnumerable<(string Name, Tensor Parameter)> parameters)
+    {
+        MaskedLm = maskedLm;
+        Folders = folders;
+        var seen = new HashSet<Tensor>(ReferenceEqualityComparer.Instance);
+        Parameters = parameters.Where(p => seen.Add(p.Parameter)).ToList();
+    }
+
+    /// <summary>A single masked LM saved as the checkpoint folder itself, its parameters under their HF names.</summary>
+    public static TrainedModels Single(BertForMaskedLM model) =>
+        new(model, [(null, model)], model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)));
+
+    public IMaskedLmModel MaskedLm { get; }
+    public IReadOnlyList<(string? Folder, IMaskedLmModel Model)> Folders { get; }
+    public IReadOnlyList<(string Name, Tensor Parameter)> Parameters { get; }
+
+    public bool Training => MaskedLm.Module.training;
+
+    public void SetTraining(bool training)
+    {
+        foreach (var (_, model) in Folders)
+            if (training) model.Module.train();
+            else model.Module.eval();
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, model) in Folders) model.Module.zero_grad();
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, model) in Folders) model.Dispose();
+    }
+}
