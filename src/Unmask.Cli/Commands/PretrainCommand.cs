@@ -10,31 +10,12 @@ public static partial class PretrainCommand
 {
     public static Command Create(CliOutput io)
     {
-        var corpus = new Option<string?>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz); default: the .NET SDK's API documentation" };
-        var encoding = new Option<string>("--encoding") { DefaultValueFactory = _ => "utf-8", Description = "utf-8 (reject other bytes) or auto (files that are not UTF-8 are read as Latin-1)" };
-        encoding.AcceptOnlyFromAmong("utf-8", "auto");
         var output = new Option<string?>("--output") { Description = "Run folder; default runs/<date-time>" };
-        var size = new Option<string>("--size") { Description = "tiny, mini, small, medium or base", DefaultValueFactory = _ => "mini" };
-        var config = new Option<string?>("--config") { Description = "A Hugging Face config.json instead of a size preset" };
         var steps = new Option<long?>("--steps") { Description = "Stop after this many optimizer steps" };
         var tokens = new Option<long?>("--tokens") { Description = "Stop after this many training tokens" };
         var time = new Option<string?>("--time") { Description = "Stop after this much training time (90s, 10m, 1h30m); the default budget is 10m" };
-        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16, Description = "Sequences per micro-batch" };
-        var accumulation = new Option<int>("--gradient-accumulation") { DefaultValueFactory = _ => 1 };
-        var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
-        var lr = new Option<double>("--lr") { DefaultValueFactory = _ => 5e-4, Description = "Peak learning rate" };
-        var warmup = new Option<double>("--warmup") { DefaultValueFactory = _ => 0.05, Description = "Warm-up as a fraction of the budget" };
-        var decay = new Option<DecayKind>("--decay") { DefaultValueFactory = _ => DecayKind.Linear, Description = "linear, cosine or constant" };
-        var weightDecay = new Option<double>("--weight-decay") { DefaultValueFactory = _ => 0.01 };
-        var clip = new Option<double>("--max-grad-norm") { DefaultValueFactory = _ => 1.0 };
-        var vocab = new Option<int>("--vocab-size") { DefaultValueFactory = _ => 16384 };
-        var dropout = new Option<double>("--dropout") { DefaultValueFactory = _ => 0.0, Description = "Dropout of a size preset (a --config keeps its own)" };
-        var cased = new Option<bool>("--cased") { Description = "Keep case (default: lower-case as bert-base-uncased)" };
-        var precision = new Option<Precision>("--precision") { DefaultValueFactory = _ => Precision.Auto, Description = "auto, bf16 or fp32 matrix products" };
-        var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 42 };
         var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
-        var attentionInit = new Option<AttentionInit>("--attention-init") { DefaultValueFactory = _ => AttentionInit.Local, Description = "local (default: sinusoid positions and identity query/key projections, so attention starts near each token) or random (HF's initialisation)" };
         var objective = new Option<string>("--objective")
         {
             DefaultValueFactory = _ => "mlm",
@@ -43,15 +24,13 @@ public static partial class PretrainCommand
                 + "saves generator/ and discriminator/)",
         };
         objective.AcceptOnlyFromAmong("mlm", "mdlm", "electra");
-        var generatorSize = new Option<double>("--generator-size") { DefaultValueFactory = _ => 0.25, Description = "electra: generator hidden size and heads as a fraction of the discriminator's" };
-        var discWeight = new Option<double>("--disc-weight") { DefaultValueFactory = _ => 50, Description = "electra: weight of the discriminator's loss beside the generator's" };
-        var initFrom = new Option<string?>("--init-from") { Description = "Continue pretraining a Hugging Face BERT/RoBERTa model folder, with its own tokenizer and config" };
 
         var command = new Command("pretrain", "Pretrain a BERT masked language model, or an ELECTRA discriminator and generator")
         {
-            corpus, encoding, output, size, config, steps, tokens, time, batch, accumulation, seqLength, lr, warmup, decay, weightDecay, clip,
-            vocab, dropout, cased, precision, seed, saveSteps, resume, initFrom, objective, attentionInit, generatorSize, discWeight,
+            output, steps, tokens, time, saveSteps, resume, objective,
         };
+        var training = new TrainingArguments();
+        training.AddTo(command);
         var masking = new MaskingArguments();
         masking.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
@@ -78,35 +57,13 @@ public static partial class PretrainCommand
                 }
                 else
                 {
-                    var options = new PretrainOptions
+                    var runFolder = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+                    var options = training.Read(parse, runFolder, masking.Read(parse)) with
                     {
-                        Corpus = parse.GetValue(corpus),
-                        CorpusLatin1Fallback = parse.GetValue(encoding) == "auto",
-                        Output = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture)),
-                        Size = parse.GetValue(size)!,
-                        ConfigPath = parse.GetValue(config),
-                        InitFrom = parse.GetValue(initFrom) is { } init ? Path.GetFullPath(init) : null,
                         MaxSteps = parse.GetValue(steps),
                         MaxTokens = parse.GetValue(tokens),
                         MaxTime = maxTime,
-                        BatchSize = parse.GetValue(batch),
-                        GradientAccumulationSteps = parse.GetValue(accumulation),
-                        MaxSeqLength = parse.GetValue(seqLength),
-                        LearningRate = parse.GetValue(lr),
-                        WarmupRatio = parse.GetValue(warmup),
-                        Decay = parse.GetValue(decay),
-                        WeightDecay = parse.GetValue(weightDecay),
-                        MaxGradNorm = parse.GetValue(clip),
-                        AttentionInit = parse.GetValue(attentionInit),
                         Objective = Enum.Parse<ObjectiveKind>(parse.GetValue(objective)!, ignoreCase: true),
-                        GeneratorSize = parse.GetValue(generatorSize),
-                        DiscriminatorWeight = parse.GetValue(discWeight),
-                        Masking = masking.Read(parse),
-                        VocabSize = parse.GetValue(vocab),
-                        PresetDropout = parse.GetValue(dropout),
-                        LowerCase = !parse.GetValue(cased),
-                        Precision = parse.GetValue(precision),
-                        Seed = parse.GetValue(seed),
                         SaveSteps = parse.GetValue(saveSteps),
                     };
                     options.Validate();

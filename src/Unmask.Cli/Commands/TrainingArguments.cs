@@ -5,8 +5,8 @@ using Unmask.Training;
 namespace Unmask.Cli.Commands;
 
 /// <summary>
-/// The corpus, model and optimizer options of a training run as `pretrain` spells them, without the budget, the
-/// objective and the masking strategy, which `ablate` sets per variant.
+/// The corpus, model and optimizer options of a training run, shared by `pretrain` and `ablate`; the budget, the
+/// objective and the masking strategy are each command's own (`ablate` sets them per variant).
 /// </summary>
 public sealed class TrainingArguments
 {
@@ -29,15 +29,17 @@ public sealed class TrainingArguments
     readonly Option<bool> _cased = new("--cased") { Description = "Keep case (default: lower-case as bert-base-uncased)" };
     readonly Option<Precision> _precision = new("--precision") { DefaultValueFactory = _ => Precision.Auto, Description = "auto, bf16 or fp32 matrix products" };
     readonly Option<int> _seed = new("--seed") { DefaultValueFactory = _ => 42 };
-    readonly Option<AttentionInit> _attentionInit = new("--attention-init") { DefaultValueFactory = _ => AttentionInit.Local, Description = "local (default: sinusoid positions and identity query/key projections) or random (HF's initialisation)" };
+    readonly Option<AttentionInit> _attentionInit = new("--attention-init") { DefaultValueFactory = _ => AttentionInit.Local, Description = "local (default: sinusoid positions and identity query/key projections, so attention starts near each token) or random (HF's initialisation)" };
+    readonly Option<double> _generatorSize = new("--generator-size") { DefaultValueFactory = _ => 0.25, Description = "electra: generator hidden size and heads as a fraction of the discriminator's" };
+    readonly Option<double> _discWeight = new("--disc-weight") { DefaultValueFactory = _ => 50, Description = "electra: weight of the discriminator's loss beside the generator's" };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _corpus, _encoding, _size, _config, _initFrom, _batch, _accumulation, _seqLength, _lr, _warmup, _decay, _weightDecay, _clip, _vocab, _dropout, _cased, _precision, _seed, _attentionInit })
+        foreach (var option in new Option[] { _corpus, _encoding, _size, _config, _initFrom, _batch, _accumulation, _seqLength, _lr, _warmup, _decay, _weightDecay, _clip, _vocab, _dropout, _cased, _precision, _seed, _attentionInit, _generatorSize, _discWeight })
             command.Options.Add(option);
     }
 
-    /// <summary>The options the command line describes, with no budget set and checkpoints only at the end.</summary>
+    /// <summary>The options the command line describes, with no budget set.</summary>
     public PretrainOptions Read(ParseResult parse, string output, MaskingOptions masking) => new()
     {
         Corpus = parse.GetValue(_corpus),
@@ -55,13 +57,13 @@ public sealed class TrainingArguments
         WeightDecay = parse.GetValue(_weightDecay),
         MaxGradNorm = parse.GetValue(_clip),
         AttentionInit = parse.GetValue(_attentionInit),
+        GeneratorSize = parse.GetValue(_generatorSize),
+        DiscriminatorWeight = parse.GetValue(_discWeight),
         Masking = masking,
         VocabSize = parse.GetValue(_vocab),
         PresetDropout = parse.GetValue(_dropout),
         LowerCase = !parse.GetValue(_cased),
         Precision = parse.GetValue(_precision),
         Seed = parse.GetValue(_seed),
-        // Intermediate checkpoints would spend the budget on saving runs that are compared, not resumed.
-        SaveSteps = 0,
     };
 }

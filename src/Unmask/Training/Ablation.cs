@@ -71,6 +71,8 @@ public sealed record AblationOptions
         Objective = variant.Objective,
         Masking = variant.Strategy is { } strategy ? Base.Masking with { Strategy = strategy } : new MaskingOptions(),
         MaxTokens = tokens,
+        // Intermediate checkpoints would spend the budget on saving runs that are compared, not resumed.
+        SaveSteps = 0,
     };
 
     public void Validate()
@@ -199,13 +201,14 @@ public static class Ablation
             // Every later variant keeps the precision the first one chose, so the benchmark's noise cannot split them.
             precision = ParsePrecision(result.Precision, precision);
 
+            var modelFolder = ModelFolder(variant, result.OutputDirectory);
             string fingerprint;
             double? blimp = null;
-            if (pairs is null) fingerprint = TokenizerLoader.Load(result.OutputDirectory).Fingerprint;
+            if (pairs is null) fingerprint = TokenizerLoader.Load(modelFolder).Fingerprint;
             else
             {
                 Report("evaluating BLiMP", index);
-                using var mlm = MaskedLanguageModel.Load(result.OutputDirectory);
+                using var mlm = MaskedLanguageModel.Load(modelFolder);
                 fingerprint = mlm.Tokenizer.Fingerprint;
                 try
                 {
@@ -256,9 +259,13 @@ public static class Ablation
 
     /// <summary>The variant whose setup costs most (corpus statistics, collocations above all), so the plan errs on the early side.</summary>
     internal static AblationVariant CalibrationVariant(IReadOnlyList<AblationVariant> variants) =>
-        variants.FirstOrDefault(v => v.Strategy == MaskingStrategies.Pmi)
-        ?? variants.FirstOrDefault(v => v.Strategy is { } s && MaskingStrategies.NeedsStatistics(s))
-        ?? variants[0];
+        variants.OrderBy(v => v.Objective == ObjectiveKind.Electra ? 0 : 1) // its steps run two models: the dearest
+            .ThenBy(v => v.Strategy == MaskingStrategies.Pmi ? 0 : v.Strategy is { } s && MaskingStrategies.NeedsStatistics(s) ? 1 : 2)
+            .First();
+
+    /// <summary>The folder holding a variant's final model: ELECTRA's product is its discriminator, which has no masked-LM head.</summary>
+    static string ModelFolder(AblationVariant variant, string runFolder) =>
+        variant.Objective == ObjectiveKind.Electra ? Path.Combine(runFolder, ElectraModels.DiscriminatorFolder) : runFolder;
 
     static Precision ParsePrecision(string chosen, Precision requested) =>
         requested != Precision.Auto ? requested : chosen == "bf16" ? Precision.Bf16 : Precision.Fp32;
@@ -272,7 +279,7 @@ public static class Ablation
         List<InputIssue> blimpIssues, Stopwatch clock, Action<PretrainProgress> report, CancellationToken ct)
     {
         var folder = Path.Combine(options.Base.Output, ".calibration");
-        var runOptions = options.OptionsFor(variant, 1) with { Output = folder, MaxTokens = null, SaveSteps = 0 };
+        var runOptions = options.OptionsFor(variant, 1) with { Output = folder, MaxTokens = null };
         try
         {
             // A one-step run first pays what only the first run pays (loading libtorch, compiling the code paths,
@@ -309,7 +316,7 @@ public static class Ablation
             if (pairs is not null)
             {
                 var blimpClock = Stopwatch.StartNew();
-                using var mlm = MaskedLanguageModel.Load(folder);
+                using var mlm = MaskedLanguageModel.Load(ModelFolder(variant, folder));
                 if (mlm.Model.Head == HeadKind.MaskedLm)
                 {
                     // Scoring time does not depend on the weights, so a spread-out sample of pairs prices the whole set.
