@@ -171,8 +171,8 @@ public class AblationTests : IDisposable
     public void BudgetPlanGivesEachVariantItsShareOfWhatCalibrationLeft()
     {
         var c = new AblationCalibration("random", 8, SetupSeconds: 10, StepSeconds: 0.5, ValidationSeconds: 2, FinishSeconds: 3, BlimpSeconds: 5, SpentSeconds: 30);
-        // (600 s × 0.9 − 30 s) / 5 = 102 s a variant; 10 + 9 × 2 + 3 + 5 = 36 s of it is not training; 66 s / 0.5 s = 132 steps.
-        Assert.Equal(132, Ablation.PlanSteps(TimeSpan.FromMinutes(10), c, variants: 5, inLoopValidations: 9));
+        // (600 s × 0.75 − 30 s) / 5 = 84 s a variant; 10 + 9 × 2 + 3 + 5 = 36 s of it is not training; 48 s / 0.5 s = 96 steps.
+        Assert.Equal(96, Ablation.PlanSteps(TimeSpan.FromMinutes(10), c, variants: 5, inLoopValidations: 9));
         Assert.Equal(9, Ablation.InLoopValidations(0.1));
         Assert.Equal(1, Ablation.InLoopValidations(0.5));
         Assert.Equal(3, Ablation.InLoopValidations(0.3));

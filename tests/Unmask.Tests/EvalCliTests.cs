@@ -66,7 +66,7 @@ public class EvalCliTests : IDisposable
         var (code, stdout, stderr) = CliTests.Run("score", "--model", Model("distilbert"), "--precision", "bf16", "the floor.");
         Assert.Equal(1, code);
         Assert.Equal("", stdout);
-        Assert.Equal("error: DistilBertForMaskedLM computes in float32 only; bf16 is available for BERT, RoBERTa and XLM-RoBERTa", stderr.Trim());
+        Assert.Equal("error: DistilBertForMaskedLM computes in float32 only; bf16 is available for BERT, RoBERTa, XLM-RoBERTa and ELECTRA", stderr.Trim());
     }
 
     [Fact]

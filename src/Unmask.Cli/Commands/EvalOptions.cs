@@ -22,7 +22,7 @@ public static class EvalOptions
 
     public static Option<string> Precision() => new Option<string>("--precision")
     {
-        Description = "Matrix products in fp32 (exact, as transformers) or bf16 (several times faster on CPUs with bf16 units; BERT and RoBERTa only)",
+        Description = "Matrix products in fp32 (exact, as transformers) or bf16 (several times faster on CPUs with bf16 units; BERT, RoBERTa and ELECTRA)",
         DefaultValueFactory = _ => "fp32",
     }.AcceptOnlyFromAmong("fp32", "bf16");
 

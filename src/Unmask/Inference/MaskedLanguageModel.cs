@@ -38,17 +38,30 @@ public sealed class MaskedLanguageModel : IDisposable
 
     /// <summary>
     /// Element type of the matrix products: float32 (the default, matching transformers) or bfloat16, several times
-    /// faster on CPUs with bf16 units at a cost of about two decimal digits in each log-probability. Only the BERT file's
-    /// families (BERT, RoBERTa, XLM-RoBERTa) compute in bfloat16.
+    /// faster on CPUs with bf16 units at a cost of about two decimal digits in each log-probability. BERT, RoBERTa,
+    /// XLM-RoBERTa and ELECTRA compute in bfloat16; the other families in float32 only.
     /// </summary>
     public ComputeDtype ComputeDtype
     {
-        get => Model is BertForMaskedLM bert ? bert.ComputeDtype : ComputeDtype.Float32;
+        get => Model switch
+        {
+            BertForMaskedLM m => m.ComputeDtype,
+            ElectraForMaskedLM m => m.ComputeDtype,
+            ElectraForPreTraining m => m.ComputeDtype,
+            _ => ComputeDtype.Float32,
+        };
         set
         {
-            if (Model is BertForMaskedLM bert) bert.ComputeDtype = value;
-            else if (value != ComputeDtype.Float32)
-                throw new UnmaskException($"{Model.Architecture} computes in float32 only; bf16 is available for BERT, RoBERTa and XLM-RoBERTa");
+            switch (Model)
+            {
+                case BertForMaskedLM m: m.ComputeDtype = value; break;
+                case ElectraForMaskedLM m: m.ComputeDtype = value; break;
+                case ElectraForPreTraining m: m.ComputeDtype = value; break;
+                default:
+                    if (value != ComputeDtype.Float32)
+                        throw new UnmaskException($"{Model.Architecture} computes in float32 only; bf16 is available for BERT, RoBERTa, XLM-RoBERTa and ELECTRA");
+                    break;
+            }
         }
     }
 

@@ -182,6 +182,16 @@ internal interface IComputeDtypeAware
     ComputeDtype ComputeDtype { get; set; }
 }
 
+internal static class ComputeDtypes
+{
+    /// <summary>Sets the compute dtype of every layer under <paramref name="model"/> that has one, and returns it.</summary>
+    public static ComputeDtype Apply(nn.Module model, ComputeDtype value)
+    {
+        foreach (var module in model.modules().OfType<IComputeDtypeAware>()) module.ComputeDtype = value;
+        return value;
+    }
+}
+
 /// <summary>The local attention start of <see cref="BertForMaskedLM.InitialiseLocalAttention"/>, for any BERT-style encoder.</summary>
 internal static class LocalAttention
 {
@@ -676,11 +686,7 @@ public sealed class BertForMaskedLM : nn.Module, IMaskedLmModel
     public ComputeDtype ComputeDtype
     {
         get => computeDtype;
-        set
-        {
-            computeDtype = value;
-            foreach (var module in modules().OfType<IComputeDtypeAware>()) module.ComputeDtype = value;
-        }
+        set => computeDtype = ComputeDtypes.Apply(this, value);
     }
 
     /// <param name="inputIds">[batch, seq] int64 token ids.</param>

@@ -218,11 +218,7 @@ public sealed class ElectraForMaskedLM : nn.Module, IMaskedLmModel
     public ComputeDtype ComputeDtype
     {
         get => computeDtype;
-        set
-        {
-            computeDtype = value;
-            foreach (var module in modules().OfType<IComputeDtypeAware>()) module.ComputeDtype = value;
-        }
+        set => computeDtype = ComputeDtypes.Apply(this, value);
     }
 
     /// <inheritdoc cref="BertForMaskedLM.InitialiseLocalAttention"/>
@@ -326,11 +322,7 @@ public sealed class ElectraForPreTraining : nn.Module, IMaskedLmModel
     public ComputeDtype ComputeDtype
     {
         get => computeDtype;
-        set
-        {
-            computeDtype = value;
-            foreach (var module in modules().OfType<IComputeDtypeAware>()) module.ComputeDtype = value;
-        }
+        set => computeDtype = ComputeDtypes.Apply(this, value);
     }
 
     /// <inheritdoc cref="BertForMaskedLM.InitialiseLocalAttention"/>

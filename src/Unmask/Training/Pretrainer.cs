@@ -149,9 +149,10 @@ public static class Pretrainer
         var metricsPath = Path.Combine(options.Output, "metrics.jsonl");
         using var metrics = resumeFrom is null ? MetricsLog.Create(metricsPath) : MetricsLog.Open(metricsPath, step);
 
-        // Validation keeps BERT's random masking at the start rate whatever the strategy, so runs stay comparable.
+        // Validation keeps BERT's random masking at the start rate and split asked for, whatever the strategy or the
+        // objective's own corruption (ELECTRA's 85/0/15), so runs stay comparable.
         var (validationIds, validation) = PrepareValidation(validSequences, options,
-            new RandomMasking(options.EffectiveMasking with { Strategy = MaskingStrategies.Random, Schedule = new() }, vocab));
+            new RandomMasking(options.Masking with { Strategy = MaskingStrategies.Random, Schedule = new() }, vocab));
         long baselineId = MostFrequentToken(trainStore, vocab);
 
         using var batcher = new Batcher(trainSequences, options.BatchSize, options.Seed, position);
