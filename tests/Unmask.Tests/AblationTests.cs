@@ -89,20 +89,24 @@ public class AblationTests : IDisposable
     public void TableHasOneRowPerObjectiveAndStrategyWithABlimpColumn()
     {
         var output = Path.Combine(_dir.FullName, "objectives");
-        var (code, stdout, stderr) = CliTests.Run(Args(output, "--objectives", "mlm,mdlm", "--strategies", "random,whole-word", "--tokens", "512", "--blimp", Blimp()));
+        var (code, stdout, stderr) = CliTests.Run(Args(output, "--objectives", "mlm,mdlm,electra", "--strategies", "random,whole-word", "--tokens", "512", "--blimp", Blimp()));
         Assert.True(code == 0, stderr);
         var lines = stdout.Split('\n');
         Assert.Single(lines, l => l.Contains("BLiMP %") && l.Contains("val loss") && l.Contains("masked acc %"));
         var rows = lines.Select(l => l.Split('│', StringSplitOptions.TrimEntries)).Where(c => c.Length > 2).Select(c => c[1]).ToList();
-        Assert.Equal(["variant", "mlm-random", "mlm-whole-word", "mdlm"], rows);
+        Assert.Equal(["variant", "mlm-random", "mlm-whole-word", "mdlm", "electra-random", "electra-whole-word"], rows);
 
-        // MDLM masks its own way in training but is validated on the masked copy the MLM runs see.
+        // MDLM and ELECTRA corrupt their own way in training but are validated on the masked copy the MLM runs see.
         using var report = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, AblationResult.ReportFileName)));
         var runs = report.RootElement.GetProperty("runs").EnumerateArray().ToList();
         Assert.Single(runs.Select(r => r.GetProperty("masked_tokens").GetInt64()).Distinct());
         Assert.All(runs, r => Assert.Equal(512, r.GetProperty("tokens").GetInt64()));
         Assert.True(runs[2].GetProperty("final_validation").TryGetProperty("elbo_nll", out _), "MDLM's own validation metrics are kept");
         Assert.Equal(JsonValueKind.Null, runs[2].GetProperty("strategy").ValueKind);
+        // ELECTRA's product, the discriminator, cannot score sentences: no BLiMP figure, and a warning says why.
+        Assert.True(runs[3].GetProperty("final_validation").TryGetProperty("rtd_accuracy", out _), "ELECTRA's own validation metrics are kept");
+        Assert.Equal(JsonValueKind.Null, runs[3].GetProperty("blimp_accuracy").ValueKind);
+        Assert.Contains("electra-random: no BLiMP accuracy", stderr + stdout);
     }
 
     [Fact]
