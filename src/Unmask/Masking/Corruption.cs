@@ -6,6 +6,16 @@ namespace Unmask.Masking;
 /// </summary>
 static class Corruption
 {
+    /// <summary>A copy of the batch to corrupt and labels that ignore every position, after checking the batch's shape.</summary>
+    public static (long[] Corrupted, long[] Labels) Begin(long[] inputIds, int batchSize, int seqLength)
+    {
+        if (inputIds.Length != batchSize * seqLength)
+            throw new ArgumentException($"expected {batchSize}×{seqLength} ids, got {inputIds.Length}", nameof(inputIds));
+        var labels = new long[inputIds.Length];
+        Array.Fill(labels, MaskedBatch.Ignore);
+        return ((long[])inputIds.Clone(), labels);
+    }
+
     public static void Token(int position, long[] original, long[] corrupted, long[] labels, MaskingOptions options,
         MaskingVocabulary vocab, Random rng)
     {

@@ -19,11 +19,7 @@ public sealed class RandomMasking : IMaskingStrategy
 
     public MaskedBatch Apply(long[] inputIds, int batchSize, int seqLength, Random rng, double progress)
     {
-        if (inputIds.Length != batchSize * seqLength)
-            throw new ArgumentException($"expected {batchSize}×{seqLength} ids, got {inputIds.Length}", nameof(inputIds));
-        var corrupted = (long[])inputIds.Clone();
-        var labels = new long[inputIds.Length];
-        Array.Fill(labels, MaskedBatch.Ignore);
+        var (corrupted, labels) = Corruption.Begin(inputIds, batchSize, seqLength);
         var eligible = new int[seqLength];
         for (int b = 0; b < batchSize; b++)
         {

@@ -26,11 +26,7 @@ public abstract class UnitMasking : IMaskingStrategy
 
     public MaskedBatch Apply(long[] inputIds, int batchSize, int seqLength, Random rng, double progress)
     {
-        if (inputIds.Length != batchSize * seqLength)
-            throw new ArgumentException($"expected {batchSize}×{seqLength} ids, got {inputIds.Length}", nameof(inputIds));
-        var corrupted = (long[])inputIds.Clone();
-        var labels = new long[inputIds.Length];
-        Array.Fill(labels, MaskedBatch.Ignore);
+        var (corrupted, labels) = Corruption.Begin(inputIds, batchSize, seqLength);
         double rate = Options.RateAt(progress);
         var words = new List<WordSpan>();
         var chosen = new List<(int First, int Count)>();

@@ -18,6 +18,9 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
 {
     const int ValidationSeed = 0xe1ec;
 
+    /// <summary>Ids the generator may not sample, found once rather than on every step.</summary>
+    readonly long[] specialIds = Enumerable.Range(0, vocab.VocabSize).Where(i => i < vocab.IsSpecial.Length && vocab.IsSpecial[i]).Select(i => (long)i).ToArray();
+
     /// <summary>
     /// The official implementation's corruption: 15% of tokens selected, 85% of those masked and 15% kept, none
     /// replaced at random (the generator supplies the replacements). Used when no masking option is given.
@@ -105,8 +108,7 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
     /// <returns>[n] token ids.</returns>
     Tensor Sample(Tensor logits, Generator? sampling)
     {
-        var special = Enumerable.Range(0, vocab.VocabSize).Where(i => i < vocab.IsSpecial.Length && vocab.IsSpecial[i]).Select(i => (long)i).ToArray();
-        var allowed = special.Length == 0 ? logits : logits.index_fill(1, tensor(special), double.NegativeInfinity); // [n, vocab]
+        var allowed = specialIds.Length == 0 ? logits : logits.index_fill(1, tensor(specialIds), double.NegativeInfinity); // [n, vocab]
         return multinomial(F.softmax(allowed.to(ScalarType.Float32), 1), 1, generator: sampling).squeeze(1); // [n]
     }
 

@@ -102,11 +102,7 @@ public sealed class MdlmObjective(BertForMaskedLM model, MaskingVocabulary vocab
     internal static (MaskedBatch Batch, long Eligible) Corrupt(long[] inputIds, int batchSize, int seqLength, double[] times,
         MaskingVocabulary vocab, Random rng)
     {
-        if (inputIds.Length != batchSize * seqLength)
-            throw new ArgumentException($"expected {batchSize}×{seqLength} ids, got {inputIds.Length}", nameof(inputIds));
-        var corrupted = (long[])inputIds.Clone();
-        var labels = new long[inputIds.Length];
-        Array.Fill(labels, MaskedBatch.Ignore);
+        var (corrupted, labels) = Corruption.Begin(inputIds, batchSize, seqLength);
         long eligible = 0;
         for (int i = 0; i < inputIds.Length; i++)
         {
