@@ -40,7 +40,7 @@ static class LoadBench
             // CPU time stays meaningful when other processes share the cores and wall time does not.
             var cpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds;
             var after = Memory();
-            long parameters = loaded.Module.parameters().Sum(p => p.numel());
+            long parameters = loaded.parameters().Sum(p => p.numel());
             Console.WriteLine($"ModelLoader.Load: {loaded.Architecture}, {parameters:N0} parameters ({parameters * 4 / 1e6:F0} MB float32), {seconds:F2} s wall, {cpuSeconds:F2} s CPU");
             Console.WriteLine($"RSS before {before.Rss / 1024.0:F0} MiB, after {after.Rss / 1024.0:F0} MiB (+{(after.Rss - before.Rss) / 1024.0:F0} MiB); " +
                 $"peak (VmHWM) before {before.Hwm / 1024.0:F0} MiB, after {after.Hwm / 1024.0:F0} MiB");

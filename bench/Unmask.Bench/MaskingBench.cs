@@ -91,7 +91,7 @@ static class MaskingBench
             using var scope = NewDisposeScope();
             var input = tensor(masked.InputIds, new long[] { batch, seq }); // [batch, seq]
             var labels = tensor(masked.Labels, new long[] { batch, seq }); // [batch, seq]
-            using var output = model.Forward(input, labels: labels, sparsePrediction: true);
+            using var output = model.Forward(input, labels: labels, positions: labels.ne(-100));
             output.Loss!.backward();
             nn.utils.clip_grad_norm_(model.parameters(), 1.0);
             optimizer.StepWith(1e-4);

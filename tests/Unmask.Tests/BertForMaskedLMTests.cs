@@ -47,7 +47,7 @@ public class BertForMaskedLMTests
         using var scope = torch.NewDisposeScope();
         var (ids, mask, labels) = Batch();
         using var dense = model.Forward(ids, mask, labels: labels);
-        using var sparse = model.Forward(ids, mask, labels: labels, sparsePrediction: true);
+        using var sparse = model.Forward(ids, mask, labels: labels, positions: labels.ne(-100));
 
         var positions = labels.reshape(-1).ne(-100).nonzero().squeeze(1);
         Assert.Equal(new long[] { 6, 97 }, sparse.Logits.shape);
@@ -61,12 +61,17 @@ public class BertForMaskedLMTests
     }
 
     [Fact]
-    public void SparsePredictionWithoutLabelsIsRejected()
+    public void HeadPositionsAreABoolMaskShapedLikeTheInput()
     {
         using var model = Seeded(SmallConfig());
         using var scope = torch.NewDisposeScope();
         var (ids, mask, _) = Batch();
-        Assert.Throws<ArgumentException>(() => model.Forward(ids, mask, sparsePrediction: true));
+        Assert.Throws<ArgumentException>(() => model.Forward(ids, mask, positions: mask));
+        Assert.Throws<ArgumentException>(() => model.Forward(ids, mask, positions: mask.eq(1)[.., 1..]));
+        // Positions without labels: logits at those rows only, and no loss.
+        using var output = model.Forward(ids, mask, positions: mask.eq(1));
+        Assert.Null(output.Loss);
+        Assert.Equal(mask.sum().item<long>(), output.Logits.shape[0]);
     }
 
     [Fact]
@@ -109,7 +114,7 @@ public class BertForMaskedLMTests
 
         model.train();
         var labels = torch.where(mask.eq(1), ids, torch.tensor(-100L));
-        using var output = model.Forward(ids, mask, types, labels, sparsePrediction: true);
+        using var output = model.Forward(ids, mask, types, labels, labels.ne(-100));
         output.Loss!.backward();
         foreach (var (name, p) in model.named_parameters())
         {
@@ -209,7 +214,7 @@ public class BertForMaskedLMTests
         for (var step = 0; step < 5; step++)
         {
             optimizer.zero_grad();
-            using var output = model.Forward(ids, mask, labels: labels, sparsePrediction: true);
+            using var output = model.Forward(ids, mask, labels: labels, positions: labels.ne(-100));
             output.Loss!.backward();
             optimizer.step();
             losses.Add(output.Loss.item<float>());

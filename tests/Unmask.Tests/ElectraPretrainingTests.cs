@@ -113,7 +113,7 @@ public class ElectraPretrainingTests : IDisposable
         var ids = torch.randint(5, 120, [3, 16]); // [3, 16]
         var mask = torch.ones(3, 16, dtype: ScalarType.Int64);
         mask[2, 12..] = torch.tensor(0L);
-        Tensor Logits(IMaskedLmModel model)
+        Tensor Logits(PretrainedModel model)
         {
             using var noGrad = no_grad();
             using var output = model.Forward(ids, attentionMask: mask);
@@ -159,7 +159,7 @@ public class ElectraPretrainingTests : IDisposable
         var ids = torch.randint(5, 120, [2, 20]); // [2, 20]
         var mask = torch.ones(2, 20, dtype: ScalarType.Int64);
         mask[1, 15..] = torch.tensor(0L);
-        foreach (IMaskedLmModel model in new IMaskedLmModel[] { generator, discriminator })
+        foreach (PretrainedModel model in new PretrainedModel[] { generator, discriminator })
         {
             var fp32 = model.Forward(ids, attentionMask: mask).Logits;
             (generator.ComputeDtype, discriminator.ComputeDtype) = (ComputeDtype.BFloat16, ComputeDtype.BFloat16);

@@ -15,11 +15,11 @@ public class HfModelReferenceTests(ITestOutputHelper output)
     public static readonly string[] AllModels =
         ["bert-cased", "bert-uncased", "roberta", "distilbert", "electra-generator", "electra-discriminator", "modernbert"];
 
-    static readonly Dictionary<string, IMaskedLmModel> Loaded = new();
+    static readonly Dictionary<string, PretrainedModel> Loaded = new();
     static readonly object Gate = new();
 
     /// <summary>The fixture model in eval mode, shared by the tests; do not modify it.</summary>
-    public static IMaskedLmModel Shared(string model)
+    public static PretrainedModel Shared(string model)
     {
         lock (Gate)
         {
@@ -150,7 +150,7 @@ public class HfModelReferenceTests(ITestOutputHelper output)
         labels[0, 1] = inputIds[0, 2];
         labels[0, 3] = inputIds[0, 1];
         using var dense = mlm.Forward(inputIds, attentionMask, tokenTypeIds, labels);
-        using var sparse = mlm.Forward(inputIds, attentionMask, tokenTypeIds, labels, sparsePrediction: true);
+        using var sparse = mlm.Forward(inputIds, attentionMask, tokenTypeIds, labels, labels.ne(-100));
         Assert.Equal([2L, dense.Logits.shape[2]], sparse.Logits.shape);
         Assert.Equal(dense.Loss!.item<float>(), sparse.Loss!.item<float>(), 5);
         Assert.True(dense.Loss!.item<float>() > 0);

@@ -57,7 +57,7 @@ public class LearningTests
         {
             using var scope = NewDisposeScope();
             var m = Corrupt(Batch());
-            using var output = model.Forward(tensor(m.InputIds, [batch, seq]), labels: tensor(m.Labels, [batch, seq]), sparsePrediction: true);
+            using var output = model.Forward(tensor(m.InputIds, [batch, seq]), labels: tensor(m.Labels, [batch, seq]), positions: tensor(m.Labels, [batch, seq]).ne(-100));
             output.Loss!.backward();
             nn.utils.clip_grad_norm_(model.parameters(), 1.0);
             optimizer.StepWith(schedule.At((double)step / steps));
@@ -67,7 +67,7 @@ public class LearningTests
         var test = Corrupt(Batch());
         var labels = tensor(test.Labels, [batch, seq]);
         using var noGrad = inference_mode();
-        using var eval = model.Forward(tensor(test.InputIds, [batch, seq]), labels: labels, sparsePrediction: true);
+        using var eval = model.Forward(tensor(test.InputIds, [batch, seq]), labels: labels, positions: labels.ne(-100));
         var targets = labels.flatten().masked_select(labels.flatten().ne(-100));
         double accuracy = eval.Logits.argmax(-1).eq(targets).to(ScalarType.Float32).mean().item<float>();
         // Rows whose position 1 is itself masked are unsolvable, so the ceiling is below 1; chance is ~0.03.

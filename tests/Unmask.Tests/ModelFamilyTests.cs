@@ -23,7 +23,8 @@ public class ModelFamilyTests
         var expected = F.binary_cross_entropy_with_logits(output.Logits.masked_select(active), labels.masked_select(active).to(ScalarType.Float32));
         Assert.Equal(expected.item<float>(), output.Loss!.item<float>(), 5);
 
-        using var sparse = model.Forward(inputIds, attentionMask, tokenTypeIds, labels.masked_fill(attentionMask.eq(0), -100), sparsePrediction: true);
+        var sparseLabels = labels.masked_fill(attentionMask.eq(0), -100);
+        using var sparse = model.Forward(inputIds, attentionMask, tokenTypeIds, sparseLabels, sparseLabels.ne(-100));
         Assert.Equal(active.sum().item<long>(), sparse.Logits.shape[0]);
         Assert.Equal(expected.item<float>(), sparse.Loss!.item<float>(), 5);
     }

@@ -17,7 +17,7 @@ public class RobertaPllTests
     {
         var folder = Path.Combine(SharedFixtures.HfReference, "models", "roberta");
         using var model = ModelLoader.Load(folder);
-        model.Module.eval();
+        model.eval();
         Assert.Equal("RobertaForMaskedLM", model.Architecture);
         var context = new ScoringContext(TokenizerLoader.Load(folder), new MaskedLmScoringModel(model));
 

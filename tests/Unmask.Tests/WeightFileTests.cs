@@ -84,7 +84,7 @@ public sealed class WeightFileTests : IDisposable
             .ToDictionary(p => p.Key, p => p.Value.to(ScalarType.Float16));
         using var reference = ModelLoader.Create(Path.Combine(dir, ModelFolder.ConfigFileName));
         reference.LoadHfStateDict(rounded);
-        reference.Module.eval();
+        reference.eval();
         foreach (var tensor in rounded.Values) tensor.Dispose();
 
         using var scope = torch.NewDisposeScope();

@@ -13,7 +13,7 @@ public static class CheckpointWriter
 {
     /// <param name="models">Each model with its subfolder of <paramref name="folder"/> (null: the folder itself);
     /// every model folder gets the tokenizer files, the folder itself the trainer state and optimizer.</param>
-    public static void Save(string folder, IReadOnlyList<(string? Subfolder, IMaskedLmModel Model)> models, ITokenizer tokenizer,
+    public static void Save(string folder, IReadOnlyList<(string? Subfolder, PretrainedModel Model)> models, ITokenizer tokenizer,
         TrainerState state, AdamW optimizer)
     {
         folder = Path.GetFullPath(folder);

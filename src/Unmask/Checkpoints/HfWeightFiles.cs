@@ -1,3 +1,4 @@
+using Unmask.Modeling;
 using System.Text.Json;
 using static TorchSharp.torch;
 

@@ -13,7 +13,7 @@ public static class ModelFolder
     /// folder it is given (tokenizer files), into a temporary sibling folder that then takes the place of
     /// <paramref name="dir"/>. An existing model folder (or empty folder) there is replaced; any other folder is left alone.
     /// </summary>
-    public static void Save(string dir, IMaskedLmModel model, Action<string>? writeExtraFiles = null)
+    public static void Save(string dir, PretrainedModel model, Action<string>? writeExtraFiles = null)
     {
         var target = Path.GetFullPath(dir).TrimEnd(Path.DirectorySeparatorChar, Path.AltDirectorySeparatorChar);
         var name = Path.GetFileName(target);
@@ -40,7 +40,7 @@ public static class ModelFolder
     }
 
     /// <summary>Reads a model of any supported family (see <see cref="ModelLoader"/>), in eval mode.</summary>
-    public static IMaskedLmModel Load(string dir) => ModelLoader.Load(dir);
+    public static PretrainedModel Load(string dir) => ModelLoader.Load(dir);
 
     /// <summary>Reads a BERT-family masked-LM model (BERT, RoBERTa, XLM-RoBERTa), in eval mode.</summary>
     public static BertForMaskedLM LoadBert(string dir)

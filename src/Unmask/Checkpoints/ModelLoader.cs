@@ -22,38 +22,48 @@ public static class ModelLoader
         [ModernBertForMaskedLM.ArchitectureName] = "modernbert",
     };
 
-    /// <summary>Reads a model folder in eval mode.</summary>
-    public static IMaskedLmModel Load(string dir)
+    /// <summary>Reads a model folder in eval mode, as the class its config.json names.</summary>
+    public static PretrainedModel Load(string dir) => LoadWithReport(dir).Model;
+
+    /// <summary>
+    /// Reads a model folder in eval mode. With <paramref name="head"/>, the model is built with that head over the
+    /// folder's encoder, as transformers' <c>BertForMaskedLM.from_pretrained</c> does on a checkpoint of another class
+    /// of the family (a classifier's, BertForPreTraining's): the encoder loads completely, head weights the folder has
+    /// under the same names load too, and the report lists the head parameters left newly initialised and the folder's
+    /// tensors left unused.
+    /// </summary>
+    public static (PretrainedModel Model, LoadReport Report) LoadWithReport(string dir, HeadKind? head = null)
     {
         if (!Directory.Exists(dir)) throw new UnmaskException($"Model folder '{dir}' does not exist.");
         var configPath = Path.Combine(dir, ModelFolder.ConfigFileName);
         if (!File.Exists(configPath))
             throw new UnmaskException($"Model folder '{dir}' has no {ModelFolder.ConfigFileName}; is it a Hugging Face model folder?");
-        // Every parameter is either copied from the file or tied to one that is; a missing one is an error below.
-        IMaskedLmModel model;
-        using (Parameters.SkipInitialisation()) model = Create(configPath);
-        try
+        var (folderClass, modelType) = head is null ? Identify(configPath) : IdentifyFamily(configPath);
+        var architecture = head is null ? folderClass! : ClassFor(modelType, head.Value, configPath);
+        var (weightsPath, source) = HfWeightFiles.Open(dir);
+        using (source)
         {
-            var (weightsPath, source) = HfWeightFiles.Open(dir);
-            using (source)
+            var weights = WithCurrentLayerNormNames(source);
+            // Every parameter is either copied from the file or tied to one that is; a missing one is an error below.
+            PretrainedModel model;
+            using (Parameters.SkipInitialisation()) model = Create(configPath, architecture, modelType, weights);
+            try
             {
-                try
-                {
-                    model.LoadHfWeights(WithCurrentLayerNormNames(source));
-                }
-                catch (UnmaskException ex)
-                {
-                    throw new UnmaskException($"{weightsPath}: {ex.Message}", ex);
-                }
+                var report = model.LoadHfWeights(weights, encoderOnly: architecture != folderClass);
+                model.eval();
+                return (model, report);
+            }
+            catch (UnmaskException ex)
+            {
+                model.Dispose();
+                throw new UnmaskException($"{weightsPath}: {ex.Message}", ex);
+            }
+            catch
+            {
+                model.Dispose();
+                throw;
             }
         }
-        catch
-        {
-            model.Dispose();
-            throw;
-        }
-        model.Module.eval();
-        return model;
     }
 
     /// <summary>
@@ -75,19 +85,60 @@ public static class ModelLoader
     }
 
     /// <summary>A randomly initialised model of the family and size that config.json describes, in training mode.</summary>
-    public static IMaskedLmModel Create(string configPath)
+    public static PretrainedModel Create(string configPath)
     {
         var (architecture, modelType) = Identify(configPath);
-        return architecture switch
+        return Create(configPath, architecture, modelType, weights: null);
+    }
+
+    /// <param name="weights">The checkpoint about to be loaded: a BERT pooler is built when it carries one.</param>
+    static PretrainedModel Create(string configPath, string architecture, string modelType, IHfTensorSource? weights) => architecture switch
+    {
+        "BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM" => CreateBert(configPath, architecture, modelType, weights),
+        DistilBertForMaskedLM.ArchitectureName => DistilBertForMaskedLM.Create(DistilBertConfig.Load(configPath)),
+        ElectraForMaskedLM.ArchitectureName => ElectraForMaskedLM.Create(ElectraConfig.Load(configPath)),
+        ElectraForPreTraining.ArchitectureName => ElectraForPreTraining.Create(ElectraConfig.Load(configPath)),
+        ModernBertForMaskedLM.ArchitectureName => ModernBertForMaskedLM.Create(ModernBertConfig.Load(configPath)),
+        _ => throw new InvalidOperationException($"{architecture} ({modelType}) is listed as supported but not built."),
+    };
+
+    static BertForMaskedLM CreateBert(string configPath, string architecture, string modelType, IHfTensorSource? weights)
+    {
+        var config = CheckedBertConfig(configPath, architecture, modelType);
+        var pooler = (config.IsRoberta ? "roberta" : "bert") + ".pooler.dense.weight";
+        return BertForMaskedLM.Create(config, addPoolingLayer: weights?.Contains(pooler) == true);
+    }
+
+    /// <summary>The class of <paramref name="modelType"/>'s family with <paramref name="head"/>.</summary>
+    static string ClassFor(string modelType, HeadKind head, string configPath)
+    {
+        var match = SupportedArchitectures.Where(p => p.Value == modelType).Select(p => p.Key)
+            .FirstOrDefault(a => head == HeadKind.ReplacedToken ? a == ElectraForPreTraining.ArchitectureName : a != ElectraForPreTraining.ArchitectureName);
+        return match ?? throw new UnmaskException($"{configPath}: a '{modelType}' model has no {head} head here.");
+    }
+
+    /// <summary>The family of a config.json whose class may be one this library does not build (a classifier's):
+    /// the supported class it names (null for another) and its model_type.</summary>
+    static (string? Architecture, string ModelType) IdentifyFamily(string configPath)
+    {
+        try
         {
-            "BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM" =>
-                BertForMaskedLM.Create(CheckedBertConfig(configPath, architecture, modelType)),
-            DistilBertForMaskedLM.ArchitectureName => DistilBertForMaskedLM.Create(DistilBertConfig.Load(configPath)),
-            ElectraForMaskedLM.ArchitectureName => ElectraForMaskedLM.Create(ElectraConfig.Load(configPath)),
-            ElectraForPreTraining.ArchitectureName => ElectraForPreTraining.Create(ElectraConfig.Load(configPath)),
-            ModernBertForMaskedLM.ArchitectureName => ModernBertForMaskedLM.Create(ModernBertConfig.Load(configPath)),
-            _ => throw new InvalidOperationException($"{architecture} ({modelType}) is listed as supported but not built."),
-        };
+            return Identify(configPath);
+        }
+        catch (UnmaskException)
+        {
+            var modelType = ReadModelType(configPath);
+            if (modelType is null || !SupportedArchitectures.Values.Contains(modelType)) throw;
+            return (null, modelType);
+        }
+    }
+
+    static string? ReadModelType(string configPath)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllBytes(configPath),
+            new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
+        return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("model_type", out var type)
+            && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
     }
 
     // A config without model_type reads as BERT's default; the architecture decides the family instead.

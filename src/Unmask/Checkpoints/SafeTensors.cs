@@ -1,3 +1,4 @@
+using Unmask.Modeling;
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
 using System.Text;

@@ -6,8 +6,8 @@ using static TorchSharp.torch;
 namespace Unmask.Evaluation;
 
 /// <summary>
-/// What scoring needs from a masked language model: logits at chosen positions of a right-padded batch. Each model
-/// family (BERT now, RoBERTa and ModernBERT later) adapts its own forward pass to this, so the scorers stay family-free.
+/// What scoring needs from a masked language model: logits at chosen positions of a right-padded batch. Every family
+/// gives it through <see cref="PretrainedModel.Forward"/> with head positions, so the scorers stay family-free.
 /// </summary>
 public interface IScoringModel
 {
@@ -31,12 +31,12 @@ public sealed record ScoringContext(ITokenizer Tokenizer, IScoringModel Model)
     public static ScoringContext From(MaskedLanguageModel mlm) => new(mlm.Tokenizer, new MaskedLmScoringModel(mlm.Model));
 }
 
-/// <summary>Any family's masked-LM head through its sparse-prediction path: labels other than -100 choose the rows the head runs on.</summary>
+/// <summary>Any family's masked-LM head, run only at the selected positions.</summary>
 public sealed class MaskedLmScoringModel : IScoringModel
 {
-    readonly IMaskedLmModel model;
+    readonly PretrainedModel model;
 
-    public MaskedLmScoringModel(IMaskedLmModel model)
+    public MaskedLmScoringModel(PretrainedModel model)
     {
         if (model.Head != HeadKind.MaskedLm)
             throw new UnmaskException($"{model.Architecture} has no masked-language-model head (it predicts replaced tokens), so it cannot score text");
@@ -50,10 +50,8 @@ public sealed class MaskedLmScoringModel : IScoringModel
     public Tensor LogitsAt(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds, Tensor selected)
     {
         using var scope = NewDisposeScope();
-        // The label values only feed a loss nobody reads; 0 is a valid class for every vocabulary.
-        var labels = where(selected, zeros_like(inputIds), full_like(inputIds, -100L)); // [batch, seq]
-        // Not disposed here: the scope frees the loss and hidden state, and the logits leave it.
-        var output = model.Forward(inputIds, attentionMask, model.UsesTokenTypeIds ? tokenTypeIds : null, labels, sparsePrediction: true);
+        // Not disposed here: the scope frees the hidden state, and the logits leave it.
+        var output = model.Forward(inputIds, attentionMask, tokenTypeIds, positions: selected);
         return output.Logits.MoveToOuterDisposeScope(); // [n, vocab]
     }
 }

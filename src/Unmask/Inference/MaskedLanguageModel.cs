@@ -24,45 +24,26 @@ public sealed record ForwardResult(string Text, string? Pair, IReadOnlyList<stri
 public sealed class MaskedLanguageModel : IDisposable
 {
     public ITokenizer Tokenizer { get; }
-    public IMaskedLmModel Model { get; }
+    public PretrainedModel Model { get; }
 
     /// <summary>The tokenizer's own padding side (tokenizer_config.json <c>padding_side</c>, right when absent).</summary>
     public PaddingSide DefaultPaddingSide => Tokenizer.PaddingSide;
 
-    MaskedLanguageModel(ITokenizer tokenizer, IMaskedLmModel model)
+    MaskedLanguageModel(ITokenizer tokenizer, PretrainedModel model)
     {
         Tokenizer = tokenizer;
         Model = model;
-        Model.Module.eval();
+        Model.eval();
     }
 
     /// <summary>
     /// Element type of the matrix products: float32 (the default, matching transformers) or bfloat16, several times
-    /// faster on CPUs with bf16 units at a cost of about two decimal digits in each log-probability. BERT, RoBERTa,
-    /// XLM-RoBERTa and ELECTRA compute in bfloat16; the other families in float32 only.
+    /// faster on CPUs with bf16 units at a cost of about two decimal digits in each log-probability. Every family.
     /// </summary>
     public ComputeDtype ComputeDtype
     {
-        get => Model switch
-        {
-            BertForMaskedLM m => m.ComputeDtype,
-            ElectraForMaskedLM m => m.ComputeDtype,
-            ElectraForPreTraining m => m.ComputeDtype,
-            _ => ComputeDtype.Float32,
-        };
-        set
-        {
-            switch (Model)
-            {
-                case BertForMaskedLM m: m.ComputeDtype = value; break;
-                case ElectraForMaskedLM m: m.ComputeDtype = value; break;
-                case ElectraForPreTraining m: m.ComputeDtype = value; break;
-                default:
-                    if (value != ComputeDtype.Float32)
-                        throw new UnmaskException($"{Model.Architecture} computes in float32 only; bf16 is available for BERT, RoBERTa, XLM-RoBERTa and ELECTRA");
-                    break;
-            }
-        }
+        get => Model.ComputeDtype;
+        set => Model.ComputeDtype = value;
     }
 
     public static MaskedLanguageModel Load(string directory)

@@ -259,7 +259,7 @@ public sealed class PipelineTokenizer : ITokenizer
     {
         ArgumentNullException.ThrowIfNull(directory);
         Directory.CreateDirectory(directory);
-        foreach (var (name, content) in settings.Files) Checkpoints.AtomicFile.WriteAllBytes(Path.Combine(directory, name), content);
+        foreach (var (name, content) in settings.Files) AtomicFile.WriteAllBytes(Path.Combine(directory, name), content);
     }
 
     internal static string Hash(IEnumerable<string> parts)

@@ -440,5 +440,5 @@ public sealed partial class WordPieceTokenizer
         return stream.ToArray();
     }
 
-    static void WriteAtomically(string path, byte[] content) => Checkpoints.AtomicFile.WriteAllBytes(path, content);
+    static void WriteAtomically(string path, byte[] content) => AtomicFile.WriteAllBytes(path, content);
 }

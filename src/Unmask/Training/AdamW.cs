@@ -25,15 +25,17 @@ public sealed class AdamW : IDisposable
             _moments[name] = (zeros_like(p).DetachFromDisposeScope(), zeros_like(p).DetachFromDisposeScope());
     }
 
-    /// <summary>BERT's convention: no weight decay on biases and LayerNorm parameters.</summary>
+    /// <summary>
+    /// BERT's convention: no weight decay on biases and normalisation weights. Those are exactly the one-dimensional
+    /// parameters in every family, whatever a family calls its norms (LayerNorm, layer_norm, attn_norm, ...).
+    /// </summary>
     public static IReadOnlyList<Group> DecayGroups(IEnumerable<(string Name, Tensor Parameter)> parameters, double weightDecay)
     {
         var all = parameters.ToList();
-        bool NoDecay(string n) => n.EndsWith(".bias") || n.Contains("LayerNorm") || n.EndsWith("predictions.bias");
         return
         [
-            new Group(all.Where(p => !NoDecay(p.Name)).ToList(), weightDecay),
-            new Group(all.Where(p => NoDecay(p.Name)).ToList(), 0.0),
+            new Group(all.Where(p => p.Parameter.dim() > 1).ToList(), weightDecay),
+            new Group(all.Where(p => p.Parameter.dim() <= 1).ToList(), 0.0),
         ];
     }
 

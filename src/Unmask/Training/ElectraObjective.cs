@@ -85,7 +85,7 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
     {
         var shape = new long[] { masked.BatchSize, masked.SeqLength };
         var labels = tensor(masked.Labels, shape); // [batch, seq]
-        var generated = generator.Forward(tensor(masked.InputIds, shape), labels: labels, sparsePrediction: true); // logits [n, vocab]
+        var generated = generator.Forward(tensor(masked.InputIds, shape), labels: labels, positions: labels.ne(-100)); // logits [n, vocab]
         long[] samples;
         using (no_grad()) samples = Sample(generated.Logits, sampling).data<long>().ToArray();
 
@@ -97,7 +97,7 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
             targets[i] = IsSpecial(originalIds[i]) ? MaskedBatch.Ignore : corrupted[i] != originalIds[i] ? 1 : 0;
 
         var targetTensor = tensor(targets, shape); // [batch, seq]
-        var detected = discriminator.Forward(tensor(corrupted, shape), labels: targetTensor, sparsePrediction: true); // logits [m]
+        var detected = discriminator.Forward(tensor(corrupted, shape), labels: targetTensor, positions: targetTensor.ne(-100)); // logits [m]
         var flat = targetTensor.reshape(-1); // [batch * seq]
         return new Step(generated.Loss!, detected.Loss!, detected.Logits, flat.masked_select(flat.ne(MaskedBatch.Ignore)));
     }
@@ -184,7 +184,7 @@ public static class ElectraModels
         {
             g = ElectraForMaskedLM.CreateSharingEmbeddings(ElectraConfig.Load(Path.Combine(generatorDir, ModelFolder.ConfigFileName)), d);
             // Both files hold the shared embeddings; they were saved from the same tensors, so loading twice writes equal values.
-            foreach (var (dir, model) in new (string, IMaskedLmModel)[] { (discriminatorDir, d), (generatorDir, g) })
+            foreach (var (dir, model) in new (string, PretrainedModel)[] { (discriminatorDir, d), (generatorDir, g) })
             {
                 var (path, source) = HfWeightFiles.Open(dir);
                 using (source)

@@ -8,9 +8,9 @@ namespace Unmask.Training;
 /// Continuous-time masked diffusion (MDLM, Sahoo et al. 2024) with the log-linear schedule α_t = 1 − t: each sequence
 /// draws a time t, every non-special token is masked with probability t (never replaced by a random token nor kept),
 /// and the masked tokens' cross-entropy is weighted by the ELBO weight −α'_t / (1 − α_t) = 1/t. The model never
-/// predicts the mask token. The trained model is a plain BertForMaskedLM.
+/// predicts the mask token. The trained model is a plain masked LM of its family.
 /// </summary>
-public sealed class MdlmObjective(BertForMaskedLM model, MaskingVocabulary vocab) : IObjective
+public sealed class MdlmObjective(PretrainedModel model, MaskingVocabulary vocab) : IObjective
 {
     /// <summary>Smallest time: keeps the 1/t weight finite, as MDLM's sampling_eps does.</summary>
     public const double MinTime = 1e-3;
@@ -60,7 +60,7 @@ public sealed class MdlmObjective(BertForMaskedLM model, MaskingVocabulary vocab
         if (weights.Count == 0) return (tensor(0.0), 0);
         var shape = new long[] { masked.BatchSize, masked.SeqLength };
         var labels = tensor(masked.Labels, shape); // [batch, seq]
-        var output = model.Forward(tensor(masked.InputIds, shape), labels: labels, sparsePrediction: true); // logits [n, vocab]
+        var output = model.Forward(tensor(masked.InputIds, shape), labels: labels, positions: labels.ne(-100)); // logits [n, vocab]
         var targets = labels.flatten().masked_select(labels.flatten().ne(MaskedBatch.Ignore)); // [n]
         var sum = WeightedNllSum(output.Logits, targets, tensor(weights.ToArray()), vocab.MaskId);
         return (sum, weights.Count);

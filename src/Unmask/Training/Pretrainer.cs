@@ -329,10 +329,10 @@ public static class Pretrainer
         return best;
     }
 
-    internal static ValidationResult Evaluate(IMaskedLmModel model, IReadOnlyList<MaskedBatch> batches, long baselineId)
+    internal static ValidationResult Evaluate(PretrainedModel model, IReadOnlyList<MaskedBatch> batches, long baselineId)
     {
-        bool wasTraining = model.Module.training;
-        model.Module.eval();
+        bool wasTraining = model.training;
+        model.eval();
         double lossSum = 0;
         long correct = 0, baseline = 0, total = 0;
         using (inference_mode())
@@ -342,7 +342,7 @@ public static class Pretrainer
                 using var scope = NewDisposeScope();
                 var input = tensor(b.InputIds, new long[] { b.BatchSize, b.SeqLength });   // [batch, seq]
                 var labels = tensor(b.Labels, new long[] { b.BatchSize, b.SeqLength });    // [batch, seq]
-                using var output = model.Forward(input, labels: labels, sparsePrediction: true);
+                using var output = model.Forward(input, labels: labels, positions: labels.ne(-100));
                 var targets = labels.flatten().masked_select(labels.flatten().ne(MaskedBatch.Ignore)); // [selected]
                 long n = targets.shape[0];
                 lossSum += output.Loss!.item<float>() * n;
@@ -351,7 +351,7 @@ public static class Pretrainer
                 total += n;
             }
         }
-        if (wasTraining) model.Module.train();
+        if (wasTraining) model.train();
         return new ValidationResult(lossSum / Math.Max(total, 1), (double)correct / Math.Max(total, 1), (double)baseline / Math.Max(total, 1), total);
     }
 

@@ -13,7 +13,7 @@ public sealed class TrainedModels : IDisposable
     /// <param name="maskedLm">The model the trainer's masked-LM validation runs on.</param>
     /// <param name="folders">Each model with the subfolder of a checkpoint it is saved in (null: the checkpoint folder itself).</param>
     /// <param name="parameters">Optimizer names and parameters; a tensor listed twice is kept under its first name.</param>
-    public TrainedModels(IMaskedLmModel maskedLm, IReadOnlyList<(string? Folder, IMaskedLmModel Model)> folders,
+    public TrainedModels(PretrainedModel maskedLm, IReadOnlyList<(string? Folder, PretrainedModel Model)> folders,
         IEnumerable<(string Name, Tensor Parameter)> parameters)
     {
         MaskedLm = maskedLm;
@@ -23,25 +23,25 @@ public sealed class TrainedModels : IDisposable
     }
 
     /// <summary>A single masked LM saved as the checkpoint folder itself, its parameters under their HF names.</summary>
-    public static TrainedModels Single(BertForMaskedLM model) =>
-        new(model, [(null, model)], model.named_parameters().Select(p => (p.name, (Tensor)p.parameter)));
+    public static TrainedModels Single(PretrainedModel model) =>
+        new(model, [(null, model)], model.NamedParametersOnce().Select(p => (p.Name, (Tensor)p.Parameter)));
 
-    public IMaskedLmModel MaskedLm { get; }
-    public IReadOnlyList<(string? Folder, IMaskedLmModel Model)> Folders { get; }
+    public PretrainedModel MaskedLm { get; }
+    public IReadOnlyList<(string? Folder, PretrainedModel Model)> Folders { get; }
     public IReadOnlyList<(string Name, Tensor Parameter)> Parameters { get; }
 
-    public bool Training => MaskedLm.Module.training;
+    public bool Training => MaskedLm.training;
 
     public void SetTraining(bool training)
     {
         foreach (var (_, model) in Folders)
-            if (training) model.Module.train();
-            else model.Module.eval();
+            if (training) model.train();
+            else model.eval();
     }
 
     public void ZeroGrad()
     {
-        foreach (var (_, model) in Folders) model.Module.zero_grad();
+        foreach (var (_, model) in Folders) model.zero_grad();
     }
 
     public void Dispose()

@@ -1,6 +1,6 @@
 using static TorchSharp.torch;
 
-namespace Unmask.Checkpoints;
+namespace Unmask.Modeling;
 
 /// <summary>
 /// HF-named tensors whose shapes are known up front and whose data is copied into a destination on request, so that

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace Unmask.Modeling;
+namespace Unmask;
 
 /// <summary>
 /// Keeps libtorch's large CPU buffers in glibc's heap. By default glibc serves every allocation above its mmap

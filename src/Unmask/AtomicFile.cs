@@ -1,4 +1,4 @@
-namespace Unmask.Checkpoints;
+namespace Unmask;
 
 /// <summary>Writes a file through a temporary sibling so that readers never see a half-written file.</summary>
 internal static class AtomicFile

@@ -1,6 +1,3 @@
-using Unmask.Checkpoints;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 using TorchSharp;
 using TorchSharp.Modules;
 using TorchSharp.Utils;
@@ -9,59 +6,8 @@ using F = TorchSharp.torch.nn.functional;
 
 namespace Unmask.Modeling;
 
-// DistilBERT for masked language modelling, numerically equivalent to Hugging Face's DistilBertForMaskedLM
-// (transformers 4.31): no token types, post-LayerNorm blocks, every LayerNorm with a hard-coded eps of 1e-12.
-
-/// <summary>DistilBERT hyper-parameters, spelled as in a Hugging Face config.json.</summary>
-public sealed record DistilBertConfig : IHfConfig
-{
-    [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
-    [JsonPropertyName("dim")] public required int Dim { get; init; }
-    [JsonPropertyName("n_layers")] public required int NLayers { get; init; }
-    [JsonPropertyName("n_heads")] public required int NHeads { get; init; }
-    [JsonPropertyName("hidden_dim")] public required int HiddenDim { get; init; }
-    [JsonPropertyName("activation")] public string Activation { get; init; } = "gelu";
-    [JsonPropertyName("dropout")] public double Dropout { get; init; } = 0.1;
-    [JsonPropertyName("attention_dropout")] public double AttentionDropout { get; init; } = 0.1;
-    [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; } = 512;
-    [JsonPropertyName("sinusoidal_pos_embds")] public bool SinusoidalPosEmbds { get; init; }
-    [JsonPropertyName("initializer_range")] public double InitializerRange { get; init; } = 0.02;
-    [JsonPropertyName("pad_token_id")] public int? PadTokenId { get; init; } = 0;
-    [JsonPropertyName("model_type")] public string ModelType { get; init; } = "distilbert";
-    [JsonPropertyName("architectures")] public IReadOnlyList<string>? Architectures { get; init; } = [DistilBertForMaskedLM.ArchitectureName];
-    [JsonPropertyName("tie_word_embeddings")] public bool TieWordEmbeddings { get; init; } = true;
-    [JsonPropertyName("torch_dtype")] public string TorchDtype { get; init; } = "float32";
-    [JsonPropertyName("transformers_version")] public string TransformersVersion { get; init; } = "4.31.0";
-    [JsonExtensionData] public Dictionary<string, JsonElement>? ExtraFields { get; init; }
-
-    /// <summary>DistilBERT's modeling code fixes every LayerNorm's eps; config.json does not carry it.</summary>
-    internal const double LayerNormEps = 1e-12;
-
-    public static DistilBertConfig Load(string path)
-    {
-        var config = HfConfigJson.Load<DistilBertConfig>(path, "DistilBERT");
-        config.Validate(path);
-        return config;
-    }
-
-    public void Save(string path) => HfConfigJson.Save(this, path);
-
-    internal void Validate(string source)
-    {
-        void Require(bool ok, string field, string problem) => HfConfigJson.Require(source, ok, field, problem);
-        Require(ModelType == "distilbert", "model_type", $"is '{ModelType}', expected 'distilbert'.");
-        Require(VocabSize > 0, "vocab_size", $"must be positive (got {VocabSize}).");
-        Require(Dim > 0, "dim", $"must be positive (got {Dim}).");
-        Require(NLayers >= 0, "n_layers", $"must not be negative (got {NLayers}).");
-        Require(NHeads > 0 && Dim % NHeads == 0, "n_heads", $"({NHeads}) must be positive and divide dim ({Dim}).");
-        Require(HiddenDim > 0, "hidden_dim", $"must be positive (got {HiddenDim}).");
-        Require(MaxPositionEmbeddings > 0, "max_position_embeddings", $"must be positive (got {MaxPositionEmbeddings}).");
-        Require(HfActivations.Supported.Contains(Activation), "activation",
-            $"'{Activation}' is not supported; supported: {string.Join(", ", HfActivations.Supported)}.");
-        Require(PadTokenId is null || (PadTokenId >= 0 && PadTokenId < VocabSize), "pad_token_id",
-            $"({PadTokenId}) must be a token id below vocab_size ({VocabSize}).");
-    }
-}
+// DistilBERT, numerically equivalent to Hugging Face's DistilBertModel and DistilBertForMaskedLM (transformers 4.31):
+// no token types, post-LayerNorm blocks, every LayerNorm with a hard-coded eps of 1e-12.
 
 /// <summary>word + position embeddings (no token types), LayerNorm, dropout.</summary>
 internal sealed class DistilBertEmbeddings : nn.Module
@@ -82,6 +28,7 @@ internal sealed class DistilBertEmbeddings : nn.Module
     }
 
     public Parameter WordEmbeddingWeight => wordEmbeddings.Weight;
+    public Parameter PositionEmbeddingWeight => positionEmbeddings.Weight;
 
     public Tensor forward(Tensor inputIds)
     {
@@ -107,7 +54,7 @@ internal sealed class DistilBertEmbeddings : nn.Module
     }
 }
 
-/// <summary>Multi-head attention as DistilBERT computes it: q scaled before the product, padded keys filled with float32.min.</summary>
+/// <summary>Multi-head attention as DistilBERT computes it: q scaled before the product, padded keys filled with dtype.min.</summary>
 internal sealed class DistilBertAttention : nn.Module
 {
     [ComponentName(Name = "q_lin")] readonly Linear qLin;
@@ -130,6 +77,8 @@ internal sealed class DistilBertAttention : nn.Module
         RegisterComponents();
     }
 
+    public IEnumerable<Tensor> QueryKeyWeights => [qLin.Weight, kLin.Weight];
+
     /// <param name="hidden">[batch, seq, dim]</param>
     /// <param name="keyPadding">[batch, 1, 1, seq], true on padded keys.</param>
     public Tensor forward(Tensor hidden, Tensor keyPadding)
@@ -140,7 +89,9 @@ internal sealed class DistilBertAttention : nn.Module
         var q = SplitHeads(qLin.forward(hidden)) / Math.Sqrt(headSize);
         var k = SplitHeads(kLin.forward(hidden));
         var v = SplitHeads(vLin.forward(hidden));
-        var scores = q.matmul(k.transpose(2, 3)).masked_fill(keyPadding, torch.finfo(ScalarType.Float32).min); // [batch, heads, seq, seq]
+        var scores = q.matmul(k.transpose(2, 3)); // [batch, heads, seq, seq] in the compute dtype
+        // dtype.min of the scores' own type: float32.min would round to -inf in bfloat16 and a fully padded row to NaN.
+        scores = scores.masked_fill(keyPadding, torch.finfo(scores.dtype).min);
         var weights = F.dropout(scores.softmax(-1), dropout, training);
         var context = weights.matmul(v).transpose(1, 2).reshape(batch, seq, heads * headSize); // [batch, seq, dim]
         return outLin.forward(context);
@@ -183,6 +134,8 @@ internal sealed class DistilBertBlock : nn.Module
         RegisterComponents();
     }
 
+    public IEnumerable<Tensor> QueryKeyWeights => attention.QueryKeyWeights;
+
     public Tensor forward(Tensor hidden, Tensor keyPadding)
     {
         var attended = saLayerNorm.forward(attention.forward(hidden, keyPadding) + hidden); // [batch, seq, dim]
@@ -200,6 +153,8 @@ internal sealed class DistilBertTransformer : nn.Module
         RegisterComponents();
     }
 
+    public IEnumerable<Tensor> QueryKeyWeights => layers.SelectMany(l => l.QueryKeyWeights);
+
     public Tensor forward(Tensor hidden, Tensor keyPadding, List<Tensor>? hiddenStates)
     {
         foreach (var layer in layers)
@@ -211,21 +166,26 @@ internal sealed class DistilBertTransformer : nn.Module
     }
 }
 
-internal sealed class DistilBertModel : nn.Module
+/// <summary>HF's DistilBertModel: embeddings and transformer blocks; no token types, no pooler.</summary>
+internal sealed class DistilBertModel : Encoder
 {
     [ComponentName(Name = "embeddings")] readonly DistilBertEmbeddings embeddings;
     [ComponentName(Name = "transformer")] readonly DistilBertTransformer transformer;
+    readonly DistilBertConfig config;
 
     public DistilBertModel(DistilBertConfig c) : base(nameof(DistilBertModel))
     {
         embeddings = new DistilBertEmbeddings(c);
         transformer = new DistilBertTransformer(c);
+        config = c;
         RegisterComponents();
     }
 
-    public Parameter WordEmbeddingWeight => embeddings.WordEmbeddingWeight;
+    public override Parameter WordEmbeddingWeight => embeddings.WordEmbeddingWeight;
+    public override int MaxSequenceLength => config.MaxPositionEmbeddings;
+    public override bool UsesTokenTypeIds => false;
 
-    public Tensor forward(Tensor inputIds, Tensor? attentionMask, List<Tensor>? hiddenStates)
+    public override Tensor forward(Tensor inputIds, Tensor? attentionMask, Tensor? tokenTypeIds, List<Tensor>? hiddenStates)
     {
         var hidden = embeddings.forward(inputIds); // [batch, seq, dim]
         hiddenStates?.Add(hidden);
@@ -234,81 +194,54 @@ internal sealed class DistilBertModel : nn.Module
             : attentionMask.eq(0).unsqueeze(1).unsqueeze(2); // [batch, 1, 1, seq]
         return transformer.forward(hidden, keyPadding, hiddenStates);
     }
+
+    internal override void InitialiseLocalAttention(double initializerRange, double queryKeyScale) =>
+        LocalAttention.Initialise(embeddings.PositionEmbeddingWeight, transformer.QueryKeyWeights, initializerRange, queryKeyScale);
 }
 
 /// <summary>
 /// DistilBERT with its masked-LM head (vocab_transform, activation, vocab_layer_norm, vocab_projector). The projector's
-/// weight is the word embedding matrix unless <c>tie_word_embeddings</c> is false; HF then does not write it.
+/// weight is the word embedding matrix unless <c>tie_word_embeddings</c> is false; HF then writes it.
 /// </summary>
-public sealed class DistilBertForMaskedLM : nn.Module, IMaskedLmModel
+public sealed class DistilBertForMaskedLM : PretrainedModel
 {
-    static DistilBertForMaskedLM() => NativeAllocator.Configure();
-
     public const string ArchitectureName = "DistilBertForMaskedLM";
-    const string ProjectorWeight = "vocab_projector.weight";
 
-    [ComponentName(Name = "distilbert")] readonly DistilBertModel distilbert;
-    [ComponentName(Name = "vocab_transform")] readonly Linear vocabTransform;
-    [ComponentName(Name = "vocab_layer_norm")] readonly LayerNorm vocabLayerNorm;
-    [ComponentName(Name = "vocab_projector")] readonly Linear vocabProjector;
+    readonly Linear vocabTransform;
+    readonly LayerNorm vocabLayerNorm;
+    readonly Linear vocabProjector;
     readonly Func<Tensor, Tensor> activation;
+    readonly HashSet<string> tiedNames;
 
-    DistilBertForMaskedLM(DistilBertConfig c) : base(nameof(DistilBertForMaskedLM))
+    DistilBertForMaskedLM(DistilBertConfig c) : base(nameof(DistilBertForMaskedLM), c, "distilbert", new DistilBertModel(c))
     {
         Config = c;
-        distilbert = new DistilBertModel(c);
         vocabTransform = new Linear(c.Dim, c.Dim, c.InitializerRange);
         vocabLayerNorm = nn.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
-        var projectorWeight = c.TieWordEmbeddings ? distilbert.WordEmbeddingWeight : Parameters.Normal([c.VocabSize, c.Dim], c.InitializerRange);
+        var projectorWeight = c.TieWordEmbeddings ? Encoder.WordEmbeddingWeight : Parameters.Normal([c.VocabSize, c.Dim], c.InitializerRange);
         vocabProjector = new Linear(projectorWeight, Parameters.Zeros([c.VocabSize]));
         activation = HfActivations.Get(c.Activation);
-        RegisterComponents();
+        register_module("vocab_transform", vocabTransform);
+        register_module("vocab_layer_norm", vocabLayerNorm);
+        register_module("vocab_projector", vocabProjector);
+        tiedNames = c.TieWordEmbeddings ? ["vocab_projector.weight"] : [];
     }
 
     /// <summary>A randomly initialised model (HF's _init_weights), in training mode.</summary>
     public static DistilBertForMaskedLM Create(DistilBertConfig config)
     {
         config.Validate("DistilBERT config");
-        return new DistilBertForMaskedLM(config);
+        return new DistilBertForMaskedLM(config with { Architectures = [ArchitectureName] });
     }
 
     public DistilBertConfig Config { get; }
-    public string Architecture => ArchitectureName;
-    IHfConfig IMaskedLmModel.HfConfig => Config;
-    public HeadKind Head => HeadKind.MaskedLm;
-    public int MaxSequenceLength => Config.MaxPositionEmbeddings;
-    public bool UsesTokenTypeIds => false;
-    nn.Module IMaskedLmModel.Module => this;
+    public override HeadKind Head => HeadKind.MaskedLm;
+    private protected override double InitializerRange => Config.InitializerRange;
+    private protected override IReadOnlySet<string> TiedNames => tiedNames;
 
-    public MaskedLmOutput Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null,
-        Tensor? labels = null, bool outputHiddenStates = false, bool sparsePrediction = false)
-    {
-        HfWeights.CheckInputs(inputIds, attentionMask, tokenTypeIds, labels, sparsePrediction, MaxSequenceLength, Config.VocabSize);
-        using var scope = torch.NewDisposeScope();
-        var hiddenStates = outputHiddenStates ? new List<Tensor>() : null;
-        var sequence = distilbert.forward(inputIds, attentionMask, hiddenStates); // [batch, seq, dim]
-        var (logits, loss) = HfWeights.MaskedLmHead(PredictionHead, sequence, labels, sparsePrediction, Config.VocabSize);
-        return HfWeights.Output(logits, loss, sequence, hiddenStates);
-    }
+    // LayerNorm runs in float32 under a bf16 compute dtype; logits leave in float32.
+    private protected override Tensor HeadForward(Tensor hidden) =>
+        vocabProjector.forward(vocabLayerNorm.forward(activation(vocabTransform.forward(hidden)).to(ScalarType.Float32))).to(ScalarType.Float32);
 
-    Tensor PredictionHead(Tensor hidden) =>
-        vocabProjector.forward(vocabLayerNorm.forward(activation(vocabTransform.forward(hidden))));
-
-    public Dictionary<string, Tensor> StateDictForSave()
-    {
-        var state = state_dict();
-        if (Config.TieWordEmbeddings) state.Remove(ProjectorWeight);
-        return state;
-    }
-
-    public void LoadHfStateDict(IReadOnlyDictionary<string, Tensor> source) => LoadHfWeights(new TensorDictionarySource(source));
-
-    public void LoadHfWeights(IHfTensorSource source)
-    {
-        var tied = Config.TieWordEmbeddings;
-        HfWeights.Copy(Architecture, state_dict(), source,
-            optional: tied ? new HashSet<string> { ProjectorWeight } : new HashSet<string>(),
-            ignored: name => name == "distilbert.embeddings.position_ids",
-            aliasOf: tied ? new Dictionary<string, string> { [ProjectorWeight] = "distilbert.embeddings.word_embeddings.weight" } : new Dictionary<string, string>());
-    }
+    private protected override Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask) => MaskedLmLoss(logits, labels);
 }
