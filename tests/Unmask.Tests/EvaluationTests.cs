@@ -259,7 +259,9 @@ public class EvaluationTests : IDisposable
                 var combined = lists[u].Hypotheses.Select((h, k) => h.Score + weight * pll[u][k].Pll).ToList();
                 int best = combined.IndexOf(combined.Max());
                 Assert.Equal(best, result.Utterances[u].After);
-                Assert.Equal(combined[best], result.Utterances[u].Chosen.Combined, 6);
+                // The rescorer batches hypotheses together, the reference scores each alone: float32 sums in another
+                // order differ in the seventh significant digit on some CPUs.
+                Assert.Equal(combined[best], result.Utterances[u].Chosen.Combined, 1e-5);
                 errorsAfter += Rescorer.EditDistance(Rescorer.Words(lists[u].Reference!), Rescorer.Words(lists[u].Hypotheses[best].Text));
             }
             // First-best by score: "the smell robot walked" (1 error) and "mistakes or normal" (1 error) over 7 words.

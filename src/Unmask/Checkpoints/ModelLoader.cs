@@ -91,7 +91,7 @@ public static class ModelLoader
         return Create(configPath, architecture, modelType, weights: null);
     }
 
-    /// <param name="weights">The checkpoint about to be loaded: a BERT pooler is built when it carries one.</param>
+    /// <param name="weights">The checkpoint about to be loaded: a BERT pooler is built when it carries one whole.</param>
     static PretrainedModel Create(string configPath, string architecture, string modelType, IHfTensorSource? weights) => architecture switch
     {
         "BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM" => CreateBert(configPath, architecture, modelType, weights),
@@ -105,8 +105,9 @@ public static class ModelLoader
     static BertForMaskedLM CreateBert(string configPath, string architecture, string modelType, IHfTensorSource? weights)
     {
         var config = CheckedBertConfig(configPath, architecture, modelType);
-        var pooler = (config.IsRoberta ? "roberta" : "bert") + ".pooler.dense.weight";
-        return BertForMaskedLM.Create(config, addPoolingLayer: weights?.Contains(pooler) == true);
+        var pooler = (config.IsRoberta ? "roberta" : "bert") + ".pooler.dense.";
+        bool hasPooler = weights is not null && weights.Contains(pooler + "weight") && weights.Contains(pooler + "bias");
+        return BertForMaskedLM.Create(config, addPoolingLayer: hasPooler);
     }
 
     /// <summary>The class of <paramref name="modelType"/>'s family with <paramref name="head"/>.</summary>

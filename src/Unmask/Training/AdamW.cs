@@ -26,16 +26,22 @@ public sealed class AdamW : IDisposable
     }
 
     /// <summary>
-    /// BERT's convention: no weight decay on biases and normalisation weights. Those are exactly the one-dimensional
-    /// parameters in every family, whatever a family calls its norms (LayerNorm, layer_norm, attn_norm, ...).
+    /// BERT's convention: no weight decay on biases and normalisation weights, whatever a family calls its norms
+    /// (LayerNorm, layer_norm, attn_norm, final_norm, norm).
     /// </summary>
     public static IReadOnlyList<Group> DecayGroups(IEnumerable<(string Name, Tensor Parameter)> parameters, double weightDecay)
     {
         var all = parameters.ToList();
+        static bool NoDecay(string name)
+        {
+            var dot = name.LastIndexOf('.');
+            var module = dot < 0 ? "" : name[..dot];
+            return name.EndsWith("bias", StringComparison.Ordinal) || module.EndsWith("norm", StringComparison.OrdinalIgnoreCase);
+        }
         return
         [
-            new Group(all.Where(p => p.Parameter.dim() > 1).ToList(), weightDecay),
-            new Group(all.Where(p => p.Parameter.dim() <= 1).ToList(), 0.0),
+            new Group(all.Where(p => !NoDecay(p.Name)).ToList(), weightDecay),
+            new Group(all.Where(p => NoDecay(p.Name)).ToList(), 0.0),
         ];
     }
 
