@@ -34,33 +34,30 @@ public static class EvalCommand
 
     static Command Blimp(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var data = new Option<string>("--data") { Description = "BLiMP folder of <UID>.jsonl(.gz) files, or one file", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Only the first N pairs of each paradigm (a quick look)" };
-        var variant = EvalOptions.Variant();
-        var batchTokens = EvalOptions.BatchTokens();
-        var precision = EvalOptions.Precision();
-        var skipBad = EvalOptions.SkipBad();
+        var scoring = new ScoringArguments();
         var json = ResultJson();
-        var report = EvalOptions.Report();
+        var report = ScoringArguments.Report();
         var command = new Command("blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct")
         {
-            model, data, limit, variant, batchTokens, precision, skipBad, json, report,
+            data, limit, json, report,
         };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        scoring.AddTo(command);
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
             if (parse.GetValue(limit) is < 1) throw new UnmaskException($"--limit must be positive, got {parse.GetValue(limit)}");
             var options = new BlimpOptions
             {
-                Pll = EvalOptions.PllOptions(parse, variant, batchTokens),
+                Pll = scoring.PllOptions(parse),
                 LimitPerParadigm = parse.GetValue(limit),
-                BadLines = EvalOptions.Policy(parse, skipBad),
+                BadLines = scoring.Policy(parse),
             };
             var issues = new List<InputIssue>();
             var pairs = BlimpEvaluator.Load(parse.GetValue(data)!, options.BadLines, issues, options.LimitPerParadigm);
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
-            EvalOptions.Warn(io, result.Issues);
+            using var mlm = scoring.LoadModel(parse);
+            var result = ScoringArguments.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
+            ScoringArguments.Warn(io, result.Issues);
             Finish(io, parse, json, report, result, r =>
             {
                 void Section(string title, IEnumerable<BlimpAccuracy> rows)
@@ -77,36 +74,34 @@ public static class EvalCommand
                 io.Console.WriteLine($"pseudo-perplexity per token: good {F(r.GoodSentences.TokenLevel, "F2")}, bad {F(r.BadSentences.TokenLevel, "F2")}");
             });
             return 0;
-        })));
+        }));
         return command;
     }
 
     static Command CrowsPairs(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var data = new Option<string>("--data") { Description = "crows_pairs_anonymized.csv", Required = true };
         var lowercase = new Option<bool?>("--lowercase") { Description = "Lower-case the sentences first (default: when the tokenizer lower-cases)" };
-        var batchTokens = EvalOptions.BatchTokens();
-        var precision = EvalOptions.Precision();
-        var skipBad = EvalOptions.SkipBad();
+        var scoring = new ScoringArguments(withVariant: false);
         var json = ResultJson();
-        var report = EvalOptions.Report();
+        var report = ScoringArguments.Report();
         var command = new Command("crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type")
         {
-            model, data, lowercase, batchTokens, precision, skipBad, json, report,
+            data, lowercase, json, report,
         };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        scoring.AddTo(command);
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
             var options = new CrowsPairsOptions
             {
-                TokenBudget = EvalOptions.TokenBudget(parse, batchTokens), LowerCase = parse.GetValue(lowercase), BadLines = EvalOptions.Policy(parse, skipBad),
+                TokenBudget = scoring.TokenBudget(parse), LowerCase = parse.GetValue(lowercase), BadLines = scoring.Policy(parse),
             };
             var path = parse.GetValue(data)!;
             var issues = new List<InputIssue>();
             var pairs = CrowsPairsEvaluator.Load(path, options.BadLines, issues);
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
-            EvalOptions.Warn(io, result.Issues);
+            using var mlm = scoring.LoadModel(parse);
+            var result = ScoringArguments.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
+            ScoringArguments.Warn(io, result.Issues);
             Finish(io, parse, json, report, result, r =>
             {
                 var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
@@ -121,13 +116,12 @@ public static class EvalCommand
                 io.Console.Write(table);
             });
             return 0;
-        })));
+        }));
         return command;
     }
 
     static Command Mlm(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz)", Required = true };
         var split = new Option<CorpusSplit>("--split") { Description = "all, train or validation (the pretraining split)", DefaultValueFactory = _ => CorpusSplit.All };
         var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
@@ -135,14 +129,15 @@ public static class EvalCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0x5eed, Description = "Seed of the masked copy" };
         var maxSequences = new Option<long?>("--max-sequences") { Description = "Evaluate only the first N packed sequences" };
         var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
-        var precision = EvalOptions.Precision();
+        var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
         var json = ResultJson();
-        var report = EvalOptions.Report();
+        var report = ScoringArguments.Report();
         var command = new Command("mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus")
         {
-            model, corpus, split, seqLength, batch, seed, maxSequences, maskRate, precision, json, report,
+            corpus, split, seqLength, batch, seed, maxSequences, maskRate, json, report,
         };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        scoring.AddTo(command);
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
             var options = new MlmEvalOptions
             {
@@ -154,8 +149,8 @@ public static class EvalCommand
                 Masking = new Masking.MaskingOptions(parse.GetValue(maskRate)),
             };
             if (options.MaxSequences is < 1) throw new UnmaskException($"--max-sequences must be positive, got {options.MaxSequences}");
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "masked-token evaluation",
+            using var mlm = scoring.LoadModel(parse);
+            var result = ScoringArguments.WithProgress(io, "masked-token evaluation",
                 p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct), "sequences");
             Finish(io, parse, json, report, result, r =>
             {
@@ -169,7 +164,7 @@ public static class EvalCommand
                 io.Console.Write(table);
             });
             return 0;
-        })));
+        }));
         return command;
     }
 }
