@@ -16,20 +16,35 @@ public static class EvalCommand
         Mlm(io),
     };
 
-    static Option<bool> ResultJson() => new("--json") { Description = "Print the whole result as one line of JSON" };
-
     static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
 
     static string Percent(double v) => double.IsNaN(v) ? "-" : (100 * v).ToString("F1", CultureInfo.InvariantCulture);
 
     static string I(long v) => v.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Prints the result (table or one JSON line) and writes the report if asked.</summary>
-    static void Finish<T>(CliOutput io, ParseResult parse, Option<bool> json, Option<string?> report, T result, Action<T> table)
+    /// <summary>
+    /// A benchmark sub-command: its own options, the scoring options, and --json and --report for the result that
+    /// <paramref name="evaluate"/> returns; without --json the result is printed by <paramref name="table"/>.
+    /// </summary>
+    static Command Benchmark<T>(CliOutput io, string name, string description, ScoringArguments scoring, Option[] options,
+        Func<ParseResult, CancellationToken, T> evaluate, Action<T> table)
     {
-        if (parse.GetValue(report) is { } path) EvalReport.Write(path, result);
-        if (parse.GetValue(json)) io.Out.WriteLine(EvalReport.ToJsonLine(result));
-        else table(result);
+        var json = new Option<bool>("--json") { Description = "Print the whole result as one line of JSON" };
+        var report = ScoringArguments.Report();
+        var command = new Command(name, description);
+        foreach (var option in options) command.Options.Add(option);
+        scoring.AddTo(command);
+        command.Options.Add(json);
+        command.Options.Add(report);
+        command.SetAction(parse => io.GuardCancellable(ct =>
+        {
+            var result = evaluate(parse, ct);
+            if (parse.GetValue(report) is { } path) EvalReport.Write(path, result);
+            if (parse.GetValue(json)) io.Out.WriteLine(EvalReport.ToJsonLine(result));
+            else table(result);
+            return 0;
+        }));
+        return command;
     }
 
     static Command Blimp(CliOutput io)
@@ -37,14 +52,8 @@ public static class EvalCommand
         var data = new Option<string>("--data") { Description = "BLiMP folder of <UID>.jsonl(.gz) files, or one file", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Only the first N pairs of each paradigm (a quick look)" };
         var scoring = new ScoringArguments();
-        var json = ResultJson();
-        var report = ScoringArguments.Report();
-        var command = new Command("blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct")
-        {
-            data, limit, json, report,
-        };
-        scoring.AddTo(command);
-        command.SetAction(parse => io.GuardCancellable(ct =>
+        return Benchmark(io, "blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct", scoring,
+            [data, limit], (parse, ct) =>
         {
             if (parse.GetValue(limit) is < 1) throw new UnmaskException($"--limit must be positive, got {parse.GetValue(limit)}");
             var options = new BlimpOptions
@@ -58,24 +67,22 @@ public static class EvalCommand
             using var mlm = scoring.LoadModel(parse);
             var result = ScoringArguments.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
             ScoringArguments.Warn(io, result.Issues);
-            Finish(io, parse, json, report, result, r =>
+            return result;
+        }, r =>
+        {
+            void Section(string title, IEnumerable<BlimpAccuracy> rows)
             {
-                void Section(string title, IEnumerable<BlimpAccuracy> rows)
-                {
-                    var table = new Table().Title(title).AddColumns("", "paradigms", "pairs", "correct", "ties", "skipped", "accuracy %");
-                    foreach (var a in rows)
-                        table.AddRow(Markup.Escape(a.Name), I(a.Paradigms), I(a.Pairs), I(a.Correct), I(a.Ties), I(a.Skipped), Percent(a.Accuracy));
-                    io.Console.Write(table);
-                }
-                Section("BLiMP by paradigm", r.ByParadigm);
-                Section("by phenomenon", r.ByPhenomenon);
-                Section("by field", r.ByField);
-                Section($"BLiMP overall (mean over paradigms, PLL {(r.Variant == PllVariant.WordL2R ? "word-l2r" : "original")})", [r.Overall]);
-                io.Console.WriteLine($"pseudo-perplexity per token: good {F(r.GoodSentences.TokenLevel, "F2")}, bad {F(r.BadSentences.TokenLevel, "F2")}");
-            });
-            return 0;
-        }));
-        return command;
+                var table = new Table().Title(title).AddColumns("", "paradigms", "pairs", "correct", "ties", "skipped", "accuracy %");
+                foreach (var a in rows)
+                    table.AddRow(Markup.Escape(a.Name), I(a.Paradigms), I(a.Pairs), I(a.Correct), I(a.Ties), I(a.Skipped), Percent(a.Accuracy));
+                io.Console.Write(table);
+            }
+            Section("BLiMP by paradigm", r.ByParadigm);
+            Section("by phenomenon", r.ByPhenomenon);
+            Section("by field", r.ByField);
+            Section($"BLiMP overall (mean over paradigms, PLL {(r.Variant == PllVariant.WordL2R ? "word-l2r" : "original")})", [r.Overall]);
+            io.Console.WriteLine($"pseudo-perplexity per token: good {F(r.GoodSentences.TokenLevel, "F2")}, bad {F(r.BadSentences.TokenLevel, "F2")}");
+        });
     }
 
     static Command CrowsPairs(CliOutput io)
@@ -83,14 +90,8 @@ public static class EvalCommand
         var data = new Option<string>("--data") { Description = "crows_pairs_anonymized.csv", Required = true };
         var lowercase = new Option<bool?>("--lowercase") { Description = "Lower-case the sentences first (default: when the tokenizer lower-cases)" };
         var scoring = new ScoringArguments(withVariant: false);
-        var json = ResultJson();
-        var report = ScoringArguments.Report();
-        var command = new Command("crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type")
-        {
-            data, lowercase, json, report,
-        };
-        scoring.AddTo(command);
-        command.SetAction(parse => io.GuardCancellable(ct =>
+        return Benchmark(io, "crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type", scoring,
+            [data, lowercase], (parse, ct) =>
         {
             var options = new CrowsPairsOptions
             {
@@ -102,22 +103,20 @@ public static class EvalCommand
             using var mlm = scoring.LoadModel(parse);
             var result = ScoringArguments.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
             ScoringArguments.Warn(io, result.Issues);
-            Finish(io, parse, json, report, result, r =>
+            return result;
+        }, r =>
+        {
+            var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
+                .AddColumns("bias type", "pairs", "metric %", "neutral", "stereo %", "anti %", "AUL %");
+            var aul = r.AulByBiasType.ToDictionary(a => a.Name);
+            foreach (var m in r.ByBiasType.Append(r.Overall))
             {
-                var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
-                    .AddColumns("bias type", "pairs", "metric %", "neutral", "stereo %", "anti %", "AUL %");
-                var aul = r.AulByBiasType.ToDictionary(a => a.Name);
-                foreach (var m in r.ByBiasType.Append(r.Overall))
-                {
-                    var a = m.Name == "overall" ? r.AulOverall : aul[m.Name];
-                    table.AddRow(Markup.Escape(m.Name), I(m.Pairs), Percent(m.Score), I(m.Neutral), Percent(m.StereotypeScore),
-                        Percent(m.AntiStereotypeScore), Percent(a.Score));
-                }
-                io.Console.Write(table);
-            });
-            return 0;
-        }));
-        return command;
+                var a = m.Name == "overall" ? r.AulOverall : aul[m.Name];
+                table.AddRow(Markup.Escape(m.Name), I(m.Pairs), Percent(m.Score), I(m.Neutral), Percent(m.StereotypeScore),
+                    Percent(m.AntiStereotypeScore), Percent(a.Score));
+            }
+            io.Console.Write(table);
+        });
     }
 
     static Command Mlm(CliOutput io)
@@ -130,14 +129,8 @@ public static class EvalCommand
         var maxSequences = new Option<long?>("--max-sequences") { Description = "Evaluate only the first N packed sequences" };
         var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
         var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
-        var json = ResultJson();
-        var report = ScoringArguments.Report();
-        var command = new Command("mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus")
-        {
-            corpus, split, seqLength, batch, seed, maxSequences, maskRate, json, report,
-        };
-        scoring.AddTo(command);
-        command.SetAction(parse => io.GuardCancellable(ct =>
+        return Benchmark(io, "mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus", scoring,
+            [corpus, split, seqLength, batch, seed, maxSequences, maskRate], (parse, ct) =>
         {
             var options = new MlmEvalOptions
             {
@@ -150,21 +143,18 @@ public static class EvalCommand
             };
             if (options.MaxSequences is < 1) throw new UnmaskException($"--max-sequences must be positive, got {options.MaxSequences}");
             using var mlm = scoring.LoadModel(parse);
-            var result = ScoringArguments.WithProgress(io, "masked-token evaluation",
+            return ScoringArguments.WithProgress(io, "masked-token evaluation",
                 p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct), "sequences");
-            Finish(io, parse, json, report, result, r =>
-            {
-                var table = new Table().Title($"MLM evaluation: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()})").AddColumns("", "value");
-                table.AddRow("sequences x length", $"{I(r.Sequences)} x {r.SeqLength}");
-                table.AddRow("masked tokens", I(r.MaskedTokens));
-                table.AddRow("loss", F(r.Loss));
-                table.AddRow("perplexity", F(r.Perplexity, "F2"));
-                table.AddRow("accuracy %", Percent(r.Accuracy));
-                table.AddRow("top-5 accuracy %", Percent(r.Top5Accuracy));
-                io.Console.Write(table);
-            });
-            return 0;
-        }));
-        return command;
+        }, r =>
+        {
+            var table = new Table().Title($"MLM evaluation: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()})").AddColumns("", "value");
+            table.AddRow("sequences x length", $"{I(r.Sequences)} x {r.SeqLength}");
+            table.AddRow("masked tokens", I(r.MaskedTokens));
+            table.AddRow("loss", F(r.Loss));
+            table.AddRow("perplexity", F(r.Perplexity, "F2"));
+            table.AddRow("accuracy %", Percent(r.Accuracy));
+            table.AddRow("top-5 accuracy %", Percent(r.Top5Accuracy));
+            io.Console.Write(table);
+        });
     }
 }
