@@ -6,9 +6,10 @@ namespace Unmask.Cli;
 /// <summary>The `unmask` command line: a thin layer that parses arguments, calls the library and formats results.</summary>
 public static class Cli
 {
+    /// <param name="ct">Cancels a long command (pretrain, ablate, score, rescore, eval) as Ctrl+C does.</param>
     public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken ct = default)
     {
-        var io = new CliOutput(output, error);
+        var io = new CliOutput(output, error, ct);
         var root = new RootCommand("Unmask: masked language models in .NET")
         {
             PretrainCommand.Create(io),

@@ -2,8 +2,12 @@ using Spectre.Console;
 
 namespace Unmask.Cli;
 
-/// <summary>Where a command writes: plain writers for JSON Lines and errors, a Spectre console for tables.</summary>
-public sealed class CliOutput(TextWriter output, TextWriter error)
+/// <summary>
+/// Where a command writes (plain writers for JSON Lines and errors, a Spectre console for tables) and how its body
+/// runs: user errors and cancellation become an exit code.
+/// </summary>
+/// <param name="cancellation">Cancels the long commands as Ctrl+C does; from the caller of <see cref="Cli.Run"/>.</param>
+public sealed class CliOutput(TextWriter output, TextWriter error, CancellationToken cancellation = default)
 {
     public TextWriter Out { get; } = output;
     public TextWriter Error { get; } = error;
@@ -39,4 +43,27 @@ public sealed class CliOutput(TextWriter output, TextWriter error)
             return 130;
         }
     }
+
+    /// <summary>
+    /// <see cref="Guard"/> for long work: the body's token is cancelled by Ctrl+C (every press, so none kills the
+    /// process and pretraining always gets to save its checkpoint) or by the token given to <see cref="Cli.Run"/>.
+    /// </summary>
+    public int GuardCancellable(Func<CancellationToken, int> body) => Guard(() =>
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        System.Console.CancelKeyPress += onCancel;
+        try
+        {
+            return body(cts.Token);
+        }
+        finally
+        {
+            System.Console.CancelKeyPress -= onCancel;
+        }
+    });
 }

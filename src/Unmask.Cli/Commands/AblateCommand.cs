@@ -39,7 +39,7 @@ public static class AblateCommand
         training.AddTo(command);
         var masking = new MaskingArguments(withStrategy: false);
         masking.AddTo(command);
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
             if (parse.GetValue(blimpLimit) is < 1) throw new UnmaskException($"--blimp-limit must be positive, got {parse.GetValue(blimpLimit)}");
             var folder = parse.GetValue(output) ?? Path.Combine("runs", "ablate-" + DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
@@ -64,7 +64,7 @@ public static class AblateCommand
                 return 130;
             }
             return 0;
-        })));
+        }));
         return command;
     }
 
@@ -98,47 +98,20 @@ public static class AblateCommand
         io.Console.WriteLine($"total {Duration(r.WallSeconds)}{budget}; report {Path.Combine(r.Output, AblationResult.ReportFileName)}, curves {Path.Combine(r.Output, AblationResult.PlotFileName)}");
     }
 
-    /// <summary>A progress bar over the whole ablation on a terminal; otherwise a line on stderr at most every 15 seconds and at each new phase.</summary>
+    /// <summary>One bar over the whole ablation; in a log, a line at each new phase, run and step of a run, besides every 15 seconds.</summary>
     static AblationResult WithProgress(CliOutput io, AblationOptions options, Func<IProgress<AblationProgress>, AblationResult> run)
     {
-        static string Describe(AblationProgress p)
-        {
-            if (p.Variant is null) return p.Phase + "…";
-            var who = p.Phase == "calibrating" ? "calibrating" : $"[{p.Index + 1}/{p.Variants} {p.Variant}]";
-            return p.Training is { Phase: "training" } t
-                ? $"{who} step {t.Step}  tokens {t.Tokens:N0}  loss {t.Loss:F3}  {t.TokensPerSecond:N0} tok/s"
-                : $"{who} {p.Training?.Phase ?? p.Phase}…";
-        }
-        static double Overall(AblationProgress p) =>
-            Math.Min(1, (p.Index + (p.Phase == "training" ? p.Training?.Fraction ?? 0 : 0)) / Math.Max(p.Variants, 1));
-
         var budget = options.EffectiveBudget is { } b ? $" of {b:hh\\:mm\\:ss}" : "";
-        if (!io.Console.Profile.Capabilities.Interactive)
+        return ProgressDisplay.Run<AblationProgress, AblationResult>(io, "starting", p =>
         {
-            var last = DateTime.MinValue;
-            string lastPhase = "";
-            return run(new SyncProgress<AblationProgress>(p =>
-            {
-                // Validation passes come every tenth of a run: part of training, not news worth a line.
-                var phase = $"{p.Phase}/{p.Index}/{(p.Training?.Phase == "validating" ? "training" : p.Training?.Phase)}";
-                if (phase == lastPhase && DateTime.UtcNow - last < TimeSpan.FromSeconds(15)) return;
-                (last, lastPhase) = (DateTime.UtcNow, phase);
-                io.Error.WriteLine($"{Describe(p)}  elapsed {p.Elapsed:hh\\:mm\\:ss}{budget}");
-            }));
-        }
-        AblationResult? result = null;
-        io.Console.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("starting", maxValue: 1.0);
-                result = run(new SyncProgress<AblationProgress>(p =>
-                {
-                    task.Description = Markup.Escape(Describe(p));
-                    task.Value = Overall(p);
-                }));
-                task.Value = 1.0;
-            });
-        return result!;
+            var who = p.Phase == "calibrating" ? "calibrating" : $"[{p.Index + 1}/{p.Variants} {p.Variant}]";
+            var label = p.Variant is null ? p.Phase + "…"
+                : p.Training is { Phase: "training" } t ? $"{who} step {t.Step}  tokens {t.Tokens:N0}  loss {t.Loss:F3}  {t.TokensPerSecond:N0} tok/s"
+                : $"{who} {p.Training?.Phase ?? p.Phase}…";
+            var overall = Math.Min(1, (p.Index + (p.Phase == "training" ? p.Training?.Fraction ?? 0 : 0)) / Math.Max(p.Variants, 1));
+            // Validation passes come every tenth of a run: part of training, not news worth a line.
+            var phase = $"{p.Phase}/{p.Index}/{(p.Training?.Phase == "validating" ? "training" : p.Training?.Phase)}";
+            return new ProgressView(label, overall, $"{label}  elapsed {p.Elapsed:hh\\:mm\\:ss}{budget}", phase);
+        }, run);
     }
 }

@@ -16,118 +16,111 @@ public static class EvalCommand
         Mlm(io),
     };
 
-    static Option<bool> ResultJson() => new("--json") { Description = "Print the whole result as one line of JSON" };
-
     static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
 
     static string Percent(double v) => double.IsNaN(v) ? "-" : (100 * v).ToString("F1", CultureInfo.InvariantCulture);
 
     static string I(long v) => v.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Prints the result (table or one JSON line) and writes the report if asked.</summary>
-    static void Finish<T>(CliOutput io, ParseResult parse, Option<bool> json, Option<string?> report, T result, Action<T> table)
+    /// <summary>
+    /// A benchmark sub-command: its own options, the scoring options, and --json and --report for the result that
+    /// <paramref name="evaluate"/> returns; without --json the result is printed by <paramref name="table"/>.
+    /// </summary>
+    static Command Benchmark<T>(CliOutput io, string name, string description, ScoringArguments scoring, Option[] options,
+        Func<ParseResult, CancellationToken, T> evaluate, Action<T> table)
     {
-        if (parse.GetValue(report) is { } path) EvalReport.Write(path, result);
-        if (parse.GetValue(json)) io.Out.WriteLine(EvalReport.ToJsonLine(result));
-        else table(result);
+        var json = new Option<bool>("--json") { Description = "Print the whole result as one line of JSON" };
+        var report = ScoringArguments.Report();
+        var command = new Command(name, description);
+        foreach (var option in options) command.Options.Add(option);
+        scoring.AddTo(command);
+        command.Options.Add(json);
+        command.Options.Add(report);
+        command.SetAction(parse => io.GuardCancellable(ct =>
+        {
+            var result = evaluate(parse, ct);
+            if (parse.GetValue(report) is { } path) EvalReport.Write(path, result);
+            if (parse.GetValue(json)) io.Out.WriteLine(EvalReport.ToJsonLine(result));
+            else table(result);
+            return 0;
+        }));
+        return command;
     }
 
     static Command Blimp(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var data = new Option<string>("--data") { Description = "BLiMP folder of <UID>.jsonl(.gz) files, or one file", Required = true };
         var limit = new Option<int?>("--limit") { Description = "Only the first N pairs of each paradigm (a quick look)" };
-        var variant = EvalOptions.Variant();
-        var batchTokens = EvalOptions.BatchTokens();
-        var precision = EvalOptions.Precision();
-        var skipBad = EvalOptions.SkipBad();
-        var json = ResultJson();
-        var report = EvalOptions.Report();
-        var command = new Command("blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct")
-        {
-            model, data, limit, variant, batchTokens, precision, skipBad, json, report,
-        };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        var scoring = new ScoringArguments();
+        return Benchmark(io, "blimp", "BLiMP minimal pairs: correct when PLL(good) > PLL(bad); ties reported apart, never correct", scoring,
+            [data, limit], (parse, ct) =>
         {
             if (parse.GetValue(limit) is < 1) throw new UnmaskException($"--limit must be positive, got {parse.GetValue(limit)}");
             var options = new BlimpOptions
             {
-                Pll = EvalOptions.PllOptions(parse, variant, batchTokens),
+                Pll = scoring.PllOptions(parse),
                 LimitPerParadigm = parse.GetValue(limit),
-                BadLines = EvalOptions.Policy(parse, skipBad),
+                BadLines = scoring.Policy(parse),
             };
             var issues = new List<InputIssue>();
             var pairs = BlimpEvaluator.Load(parse.GetValue(data)!, options.BadLines, issues, options.LimitPerParadigm);
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
-            EvalOptions.Warn(io, result.Issues);
-            Finish(io, parse, json, report, result, r =>
+            using var mlm = scoring.LoadModel(parse);
+            var result = ScoringArguments.WithProgress(io, "BLiMP", p => BlimpEvaluator.Evaluate(ScoringContext.From(mlm), pairs, options, issues, p, ct));
+            ScoringArguments.Warn(io, result.Issues);
+            return result;
+        }, r =>
+        {
+            void Section(string title, IEnumerable<BlimpAccuracy> rows)
             {
-                void Section(string title, IEnumerable<BlimpAccuracy> rows)
-                {
-                    var table = new Table().Title(title).AddColumns("", "paradigms", "pairs", "correct", "ties", "skipped", "accuracy %");
-                    foreach (var a in rows)
-                        table.AddRow(Markup.Escape(a.Name), I(a.Paradigms), I(a.Pairs), I(a.Correct), I(a.Ties), I(a.Skipped), Percent(a.Accuracy));
-                    io.Console.Write(table);
-                }
-                Section("BLiMP by paradigm", r.ByParadigm);
-                Section("by phenomenon", r.ByPhenomenon);
-                Section("by field", r.ByField);
-                Section($"BLiMP overall (mean over paradigms, PLL {(r.Variant == PllVariant.WordL2R ? "word-l2r" : "original")})", [r.Overall]);
-                io.Console.WriteLine($"pseudo-perplexity per token: good {F(r.GoodSentences.TokenLevel, "F2")}, bad {F(r.BadSentences.TokenLevel, "F2")}");
-            });
-            return 0;
-        })));
-        return command;
+                var table = new Table().Title(title).AddColumns("", "paradigms", "pairs", "correct", "ties", "skipped", "accuracy %");
+                foreach (var a in rows)
+                    table.AddRow(Markup.Escape(a.Name), I(a.Paradigms), I(a.Pairs), I(a.Correct), I(a.Ties), I(a.Skipped), Percent(a.Accuracy));
+                io.Console.Write(table);
+            }
+            Section("BLiMP by paradigm", r.ByParadigm);
+            Section("by phenomenon", r.ByPhenomenon);
+            Section("by field", r.ByField);
+            Section($"BLiMP overall (mean over paradigms, PLL {(r.Variant == PllVariant.WordL2R ? "word-l2r" : "original")})", [r.Overall]);
+            io.Console.WriteLine($"pseudo-perplexity per token: good {F(r.GoodSentences.TokenLevel, "F2")}, bad {F(r.BadSentences.TokenLevel, "F2")}");
+        });
     }
 
     static Command CrowsPairs(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var data = new Option<string>("--data") { Description = "crows_pairs_anonymized.csv", Required = true };
         var lowercase = new Option<bool?>("--lowercase") { Description = "Lower-case the sentences first (default: when the tokenizer lower-cases)" };
-        var batchTokens = EvalOptions.BatchTokens();
-        var precision = EvalOptions.Precision();
-        var skipBad = EvalOptions.SkipBad();
-        var json = ResultJson();
-        var report = EvalOptions.Report();
-        var command = new Command("crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type")
-        {
-            model, data, lowercase, batchTokens, precision, skipBad, json, report,
-        };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        var scoring = new ScoringArguments(withVariant: false);
+        return Benchmark(io, "crows-pairs", "CrowS-Pairs: the authors' metric (masked shared tokens) and All Unmasked Likelihood, per bias type", scoring,
+            [data, lowercase], (parse, ct) =>
         {
             var options = new CrowsPairsOptions
             {
-                TokenBudget = EvalOptions.TokenBudget(parse, batchTokens), LowerCase = parse.GetValue(lowercase), BadLines = EvalOptions.Policy(parse, skipBad),
+                TokenBudget = scoring.TokenBudget(parse), LowerCase = parse.GetValue(lowercase), BadLines = scoring.Policy(parse),
             };
             var path = parse.GetValue(data)!;
             var issues = new List<InputIssue>();
             var pairs = CrowsPairsEvaluator.Load(path, options.BadLines, issues);
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
-            EvalOptions.Warn(io, result.Issues);
-            Finish(io, parse, json, report, result, r =>
+            using var mlm = scoring.LoadModel(parse);
+            var result = ScoringArguments.WithProgress(io, "CrowS-Pairs", p => CrowsPairsEvaluator.Evaluate(ScoringContext.From(mlm), pairs, path, options, issues, p, ct));
+            ScoringArguments.Warn(io, result.Issues);
+            return result;
+        }, r =>
+        {
+            var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
+                .AddColumns("bias type", "pairs", "metric %", "neutral", "stereo %", "anti %", "AUL %");
+            var aul = r.AulByBiasType.ToDictionary(a => a.Name);
+            foreach (var m in r.ByBiasType.Append(r.Overall))
             {
-                var table = new Table().Title($"CrowS-Pairs: % of pairs preferring the more stereotypical sentence (50 = unbiased){(r.LowerCased ? ", lower-cased" : "")}")
-                    .AddColumns("bias type", "pairs", "metric %", "neutral", "stereo %", "anti %", "AUL %");
-                var aul = r.AulByBiasType.ToDictionary(a => a.Name);
-                foreach (var m in r.ByBiasType.Append(r.Overall))
-                {
-                    var a = m.Name == "overall" ? r.AulOverall : aul[m.Name];
-                    table.AddRow(Markup.Escape(m.Name), I(m.Pairs), Percent(m.Score), I(m.Neutral), Percent(m.StereotypeScore),
-                        Percent(m.AntiStereotypeScore), Percent(a.Score));
-                }
-                io.Console.Write(table);
-            });
-            return 0;
-        })));
-        return command;
+                var a = m.Name == "overall" ? r.AulOverall : aul[m.Name];
+                table.AddRow(Markup.Escape(m.Name), I(m.Pairs), Percent(m.Score), I(m.Neutral), Percent(m.StereotypeScore),
+                    Percent(m.AntiStereotypeScore), Percent(a.Score));
+            }
+            io.Console.Write(table);
+        });
     }
 
     static Command Mlm(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz)", Required = true };
         var split = new Option<CorpusSplit>("--split") { Description = "all, train or validation (the pretraining split)", DefaultValueFactory = _ => CorpusSplit.All };
         var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
@@ -135,14 +128,9 @@ public static class EvalCommand
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0x5eed, Description = "Seed of the masked copy" };
         var maxSequences = new Option<long?>("--max-sequences") { Description = "Evaluate only the first N packed sequences" };
         var maskRate = new Option<double>("--mask-rate") { DefaultValueFactory = _ => 0.15 };
-        var precision = EvalOptions.Precision();
-        var json = ResultJson();
-        var report = EvalOptions.Report();
-        var command = new Command("mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus")
-        {
-            model, corpus, split, seqLength, batch, seed, maxSequences, maskRate, precision, json, report,
-        };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
+        return Benchmark(io, "mlm", "Masked-token loss, accuracy and top-5 accuracy on a fixed-seed masked copy of a corpus", scoring,
+            [corpus, split, seqLength, batch, seed, maxSequences, maskRate], (parse, ct) =>
         {
             var options = new MlmEvalOptions
             {
@@ -154,22 +142,19 @@ public static class EvalCommand
                 Masking = new Masking.MaskingOptions(parse.GetValue(maskRate)),
             };
             if (options.MaxSequences is < 1) throw new UnmaskException($"--max-sequences must be positive, got {options.MaxSequences}");
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "masked-token evaluation",
+            using var mlm = scoring.LoadModel(parse);
+            return ScoringArguments.WithProgress(io, "masked-token evaluation",
                 p => MlmEvaluator.Evaluate(ScoringContext.From(mlm), parse.GetValue(corpus)!, options, p, ct), "sequences");
-            Finish(io, parse, json, report, result, r =>
-            {
-                var table = new Table().Title($"MLM evaluation: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()})").AddColumns("", "value");
-                table.AddRow("sequences x length", $"{I(r.Sequences)} x {r.SeqLength}");
-                table.AddRow("masked tokens", I(r.MaskedTokens));
-                table.AddRow("loss", F(r.Loss));
-                table.AddRow("perplexity", F(r.Perplexity, "F2"));
-                table.AddRow("accuracy %", Percent(r.Accuracy));
-                table.AddRow("top-5 accuracy %", Percent(r.Top5Accuracy));
-                io.Console.Write(table);
-            });
-            return 0;
-        })));
-        return command;
+        }, r =>
+        {
+            var table = new Table().Title($"MLM evaluation: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()})").AddColumns("", "value");
+            table.AddRow("sequences x length", $"{I(r.Sequences)} x {r.SeqLength}");
+            table.AddRow("masked tokens", I(r.MaskedTokens));
+            table.AddRow("loss", F(r.Loss));
+            table.AddRow("perplexity", F(r.Perplexity, "F2"));
+            table.AddRow("accuracy %", Percent(r.Accuracy));
+            table.AddRow("top-5 accuracy %", Percent(r.Top5Accuracy));
+            io.Console.Write(table);
+        });
     }
 }

@@ -33,87 +33,46 @@ public static partial class PretrainCommand
         training.AddTo(command);
         var masking = new MaskingArguments();
         masking.AddTo(command);
-        command.SetAction(parse => io.Guard(() =>
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
             var maxTime = parse.GetValue(time) is { } t ? ParseDuration(t) : (TimeSpan?)null;
-            using var cts = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) =>
+            PretrainResult result;
+            if (parse.GetValue(resume) is { } from)
             {
-                e.Cancel = true;
-                cts.Cancel();
-            };
-            Console.CancelKeyPress += onCancel;
-            try
-            {
-                PretrainResult result;
-                if (parse.GetValue(resume) is { } from)
+                result = WithProgress(io, p => Pretrainer.Resume(from, o => o with
                 {
-                    result = WithProgress(io, p => Pretrainer.Resume(from, o => o with
-                    {
-                        MaxSteps = parse.GetValue(steps) ?? o.MaxSteps,
-                        MaxTokens = parse.GetValue(tokens) ?? o.MaxTokens,
-                        MaxTime = maxTime ?? o.MaxTime,
-                    }, p, cts.Token));
-                }
-                else
-                {
-                    var runFolder = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
-                    var options = training.Read(parse, runFolder, masking.Read(parse)) with
-                    {
-                        MaxSteps = parse.GetValue(steps),
-                        MaxTokens = parse.GetValue(tokens),
-                        MaxTime = maxTime,
-                        Objective = Enum.Parse<ObjectiveKind>(parse.GetValue(objective)!, ignoreCase: true),
-                        SaveSteps = parse.GetValue(saveSteps),
-                    };
-                    options.Validate();
-                    if (Directory.Exists(options.Output) && Directory.EnumerateFileSystemEntries(options.Output).Any())
-                        throw new UnmaskException($"{options.Output}: output folder exists and is not empty (use --resume to continue a run)");
-                    result = WithProgress(io, p => Pretrainer.Run(options, p, cts.Token));
-                }
-                Report(io, result);
-                return result.Interrupted ? 130 : 0;
+                    MaxSteps = parse.GetValue(steps) ?? o.MaxSteps,
+                    MaxTokens = parse.GetValue(tokens) ?? o.MaxTokens,
+                    MaxTime = maxTime ?? o.MaxTime,
+                }, p, ct));
             }
-            finally
+            else
             {
-                Console.CancelKeyPress -= onCancel;
+                var runFolder = parse.GetValue(output) ?? Path.Combine("runs", DateTime.Now.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+                var options = training.Read(parse, runFolder, masking.Read(parse)) with
+                {
+                    MaxSteps = parse.GetValue(steps),
+                    MaxTokens = parse.GetValue(tokens),
+                    MaxTime = maxTime,
+                    Objective = Enum.Parse<ObjectiveKind>(parse.GetValue(objective)!, ignoreCase: true),
+                    SaveSteps = parse.GetValue(saveSteps),
+                };
+                options.Validate();
+                if (Directory.Exists(options.Output) && Directory.EnumerateFileSystemEntries(options.Output).Any())
+                    throw new UnmaskException($"{options.Output}: output folder exists and is not empty (use --resume to continue a run)");
+                result = WithProgress(io, p => Pretrainer.Run(options, p, ct));
             }
+            Report(io, result);
+            return result.Interrupted ? 130 : 0;
         }));
         return command;
     }
 
-    static PretrainResult WithProgress(CliOutput io, Func<IProgress<PretrainProgress>, PretrainResult> run)
-    {
-        if (!io.Console.Profile.Capabilities.Interactive)
-        {
-            var last = DateTime.MinValue;
-            string lastPhase = "";
-            return run(new SyncProgress<PretrainProgress>(p =>
-            {
-                if (p.Phase == lastPhase && DateTime.UtcNow - last < TimeSpan.FromSeconds(15)) return;
-                (last, lastPhase) = (DateTime.UtcNow, p.Phase);
-                io.Error.WriteLine(p.Phase == "training"
-                    ? $"step {p.Step}  tokens {p.Tokens:N0}  {p.Fraction:P0}  loss {p.Loss:F3}  {p.TokensPerSecond:N0} tok/s  eta {p.Remaining:hh\\:mm\\:ss}"
-                    : p.Phase + "…");
-            }));
-        }
-        PretrainResult? result = null;
-        io.Console.Progress()
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn(), new SpinnerColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("starting", maxValue: 1.0);
-                result = run(new SyncProgress<PretrainProgress>(p =>
-                {
-                    task.Description = p.Phase == "training"
-                        ? $"step {p.Step} · loss {p.Loss:F3} · {p.TokensPerSecond:N0} tok/s"
-                        : Markup.Escape(p.Phase);
-                    if (p.Phase == "training") task.Value = p.Fraction;
-                }));
-                task.Value = 1.0;
-            });
-        return result!;
-    }
+    static PretrainResult WithProgress(CliOutput io, Func<IProgress<PretrainProgress>, PretrainResult> run) =>
+        ProgressDisplay.Run<PretrainProgress, PretrainResult>(io, "starting", p => p.Phase == "training"
+            ? new ProgressView($"step {p.Step} · loss {p.Loss:F3} · {p.TokensPerSecond:N0} tok/s", p.Fraction,
+                $"step {p.Step}  tokens {p.Tokens:N0}  {p.Fraction:P0}  loss {p.Loss:F3}  {p.TokensPerSecond:N0} tok/s  eta {p.Remaining:hh\\:mm\\:ss}", p.Phase)
+            : new ProgressView(p.Phase, null, p.Phase + "…", p.Phase), run);
 
     static void Report(CliOutput io, PretrainResult r)
     {

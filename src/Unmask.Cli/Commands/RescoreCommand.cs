@@ -10,7 +10,6 @@ public static class RescoreCommand
 {
     public static Command Create(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var nbest = new Option<string>("--nbest")
         {
             Description = "JSON Lines, one utterance per line: {\"id\", \"reference\"?, \"hypotheses\": [{\"text\", \"score\"?, \"system\"?}]}",
@@ -18,38 +17,36 @@ public static class RescoreCommand
         };
         var weight = new Option<double>("--weight") { Description = "λ in score + λ·PLL", DefaultValueFactory = _ => 1.0 };
         var lengthNorm = new Option<bool>("--length-norm") { Description = "Interpolate the PLL per token instead of the total" };
-        var variant = EvalOptions.Variant();
-        var batchTokens = EvalOptions.BatchTokens();
-        var precision = EvalOptions.Precision();
-        var skipBad = EvalOptions.SkipBad();
+        var scoring = new ScoringArguments();
         var json = new Option<bool>("--json") { Description = "Print JSON Lines, one object per utterance, then a summary line when there are references or systems" };
-        var report = EvalOptions.Report();
+        var report = ScoringArguments.Report();
         var command = new Command("rescore",
             "Rescore n-best lists with PLL; WER before and after when references are given; rank systems by pseudo-perplexity without references")
         {
-            model, nbest, weight, lengthNorm, variant, batchTokens, precision, skipBad, json, report,
+            nbest, weight, lengthNorm, json, report,
         };
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        scoring.AddTo(command);
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
             var options = new RescoreOptions
             {
-                Pll = EvalOptions.PllOptions(parse, variant, batchTokens),
+                Pll = scoring.PllOptions(parse),
                 Weight = parse.GetValue(weight),
                 LengthNorm = parse.GetValue(lengthNorm),
-                BadLines = EvalOptions.Policy(parse, skipBad),
+                BadLines = scoring.Policy(parse),
             };
             if (!double.IsFinite(options.Weight)) throw new UnmaskException($"--weight must be a finite number, got {options.Weight}");
             var path = parse.GetValue(nbest)!;
             var issues = new List<InputIssue>();
             var lists = Rescorer.Load(path, options.BadLines, issues);
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var result = EvalOptions.WithProgress(io, "rescoring", p => Rescorer.Rescore(ScoringContext.From(mlm), lists, path, options, issues, p, ct));
-            EvalOptions.Warn(io, result.Issues);
+            using var mlm = scoring.LoadModel(parse);
+            var result = ScoringArguments.WithProgress(io, "rescoring", p => Rescorer.Rescore(ScoringContext.From(mlm), lists, path, options, issues, p, ct));
+            ScoringArguments.Warn(io, result.Issues);
             if (parse.GetValue(report) is { } reportPath) EvalReport.Write(reportPath, result);
             if (parse.GetValue(json)) WriteJson(io, result);
             else WriteTables(io, result);
             return 0;
-        })));
+        }));
         return command;
     }
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
+using Unmask.Data;
 using Unmask.Evaluation;
 using Unmask.Inference;
 
@@ -10,38 +11,32 @@ public static class ScoreCommand
 {
     public static Command Create(CliOutput io)
     {
-        var model = ModelOptions.Model();
         var json = ModelOptions.Json();
         var perToken = new Option<bool>("--per-token") { Description = "Also give every token's log-probability" };
         var file = new Option<string?>("--file") { Description = "Plain text file, one sentence per line" };
-        var variant = EvalOptions.Variant();
-        var batchTokens = EvalOptions.BatchTokens();
-        var precision = EvalOptions.Precision();
-        var skipBad = EvalOptions.SkipBad();
+        var scoring = new ScoringArguments();
         var inputs = new TextInputs();
-        var command = new Command("score", "Pseudo-log-likelihood of sentences (natural log), and pseudo-perplexity over them")
-        {
-            model, variant, json, perToken, file, batchTokens, precision, skipBad,
-        };
+        var command = new Command("score", "Pseudo-log-likelihood of sentences (natural log), and pseudo-perplexity over them") { json, perToken, file };
+        scoring.AddTo(command);
         command.Arguments.Add(inputs.Texts);
         command.Options.Add(inputs.Input);
-        command.SetAction(parse => io.Guard(() => EvalOptions.Cancellable(ct =>
+        command.SetAction(parse => io.GuardCancellable(ct =>
         {
-            var policy = EvalOptions.Policy(parse, skipBad);
+            var policy = scoring.Policy(parse);
             var issues = new List<InputIssue>();
             var sentences = new List<(string Text, string Source)>();
             var arguments = parse.GetValue(inputs.Texts) ?? [];
             for (int i = 0; i < arguments.Length; i++) sentences.Add((arguments[i], $"argument {i + 1}"));
             if (parse.GetValue(inputs.Input) is { } jsonl)
-                sentences.AddRange(EvalInput.ReadJsonLines(jsonl, o => EvalInput.String(o, "text"), policy, issues)
+                sentences.AddRange(JsonLinesReader.Read(jsonl, o => JsonLinesReader.String(o, "text"), InputIssue.Recorder(jsonl, policy, issues))
                     .Select(v => (v.Value, $"{jsonl}:{v.Line}")));
             if (parse.GetValue(file) is { } plain)
-                sentences.AddRange(EvalInput.ReadLines(plain).Select(l => (l.Line, $"{plain}:{l.Number}")));
+                sentences.AddRange(JsonLinesReader.ReadLines(plain).Select(l => (l.Text, $"{plain}:{l.Line}")));
             if (sentences.Count == 0 && issues.Count == 0)
                 throw new UnmaskException("no input text: give sentences as arguments, --input FILE (JSON Lines) or --file FILE");
 
-            using var mlm = EvalOptions.LoadModel(parse, model, precision);
-            var scorer = new PllScorer(ScoringContext.From(mlm), EvalOptions.PllOptions(parse, variant, batchTokens));
+            using var mlm = scoring.LoadModel(parse);
+            var scorer = new PllScorer(ScoringContext.From(mlm), scoring.PllOptions(parse));
             var usable = new List<(string Text, string Source)>();
             var skipped = issues.Select(i => i.ToString()).ToList();
             foreach (var sentence in sentences)
@@ -56,11 +51,11 @@ public static class ScoreCommand
             }
             foreach (var warning in skipped) io.Error.WriteLine($"warning: {warning}; skipped");
 
-            var results = EvalOptions.WithProgress(io, "scoring", p => scorer.Score(usable.Select(s => s.Text).ToList(), p, ct));
+            var results = ScoringArguments.WithProgress(io, "scoring", p => scorer.Score(usable.Select(s => s.Text).ToList(), p, ct));
             if (parse.GetValue(json)) WriteJson(io, results, parse.GetValue(perToken));
             else WriteTables(io, results, parse.GetValue(perToken));
             return 0;
-        })));
+        }));
         return command;
     }
 

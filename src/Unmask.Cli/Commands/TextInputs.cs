@@ -1,6 +1,5 @@
 using System.CommandLine;
-using System.Text;
-using System.Text.Json;
+using Unmask.Data;
 
 namespace Unmask.Cli.Commands;
 
@@ -45,50 +44,13 @@ public sealed class TextInputs(bool withPairs = false)
         }
         else pairs.AddRange(texts.Select(_ => (string?)null));
         if (parse.GetValue(Input) is { } path)
-            foreach (var (text, pair) in ReadJsonLines(path))
+            foreach (var (_, (text, pair)) in JsonLinesReader.Read(path,
+                         o => (JsonLinesReader.String(o, "text"), withPairs ? JsonLinesReader.OptionalString(o, "text_pair") : null)))
             {
                 texts.Add(text);
                 pairs.Add(pair);
             }
         if (texts.Count == 0) throw new UnmaskException("no input text: give texts as arguments or --input FILE");
         return (texts, pairs.Any(p => p is not null) ? pairs : null);
-    }
-
-    IEnumerable<(string Text, string? Pair)> ReadJsonLines(string path)
-    {
-        if (!File.Exists(path)) throw new UnmaskException($"{path}: input file not found");
-        var utf8 = new UTF8Encoding(false, throwOnInvalidBytes: true);
-        string[] lines;
-        try
-        {
-            lines = File.ReadAllLines(path, utf8);
-        }
-        catch (DecoderFallbackException e)
-        {
-            throw new UnmaskException($"{path}: not valid UTF-8 ({e.Message})", e);
-        }
-        var texts = new List<(string, string?)>();
-        for (int i = 0; i < lines.Length; i++)
-        {
-            if (string.IsNullOrWhiteSpace(lines[i])) continue;
-            try
-            {
-                using var doc = JsonDocument.Parse(lines[i]);
-                if (doc.RootElement.ValueKind != JsonValueKind.Object || !doc.RootElement.TryGetProperty("text", out var text) ||
-                    text.ValueKind != JsonValueKind.String)
-                    throw new UnmaskException($"{path}:{i + 1}: expected an object with a string \"text\" field");
-                string? pair = null;
-                if (withPairs && doc.RootElement.TryGetProperty("text_pair", out var pairElement) && pairElement.ValueKind != JsonValueKind.Null)
-                    pair = pairElement.ValueKind == JsonValueKind.String
-                        ? pairElement.GetString()
-                        : throw new UnmaskException($"{path}:{i + 1}: \"text_pair\" must be a string or null");
-                texts.Add((text.GetString()!, pair));
-            }
-            catch (JsonException e)
-            {
-                throw new UnmaskException($"{path}:{i + 1}: not valid JSON ({e.Message})", e);
-            }
-        }
-        return texts;
     }
 }

@@ -1,6 +1,4 @@
-using System.IO.Compression;
 using System.Text;
-using System.Text.Json;
 
 namespace Unmask.Data;
 
@@ -70,87 +68,27 @@ public sealed record Corpus(string Name, IReadOnlyList<string> Train, IReadOnlyL
 
         var train = new List<string>();
         var validation = new List<string>();
+        var encoding = latin1Fallback ? LineEncoding.Utf8OrLatin1 : LineEncoding.Utf8;
         foreach (var file in files)
         {
             ct.ThrowIfCancellationRequested();
             var relative = Path.GetRelativePath(root, file);
             bool json = file.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || file.EndsWith(".jsonl.gz", StringComparison.OrdinalIgnoreCase);
-            foreach (var (line, number) in ReadLines(file, latin1Fallback))
+            try
             {
-                var text = (json ? JsonText(file, line, number) : line).Trim();
-                if (text.Length == 0) continue;
-                (IsValidationKey($"{relative}:{number}") ? validation : train).Add(text);
+                var lines = json ? JsonLinesReader.Read(file, o => JsonLinesReader.String(o, "text"), encoding: encoding) : JsonLinesReader.ReadLines(file, encoding);
+                foreach (var (number, line) in lines)
+                {
+                    var text = line.Trim();
+                    if (text.Length == 0) continue;
+                    (IsValidationKey($"{relative}:{number}") ? validation : train).Add(text);
+                }
+            }
+            catch (UnmaskException e) when (e.InnerException is DecoderFallbackException)
+            {
+                throw new UnmaskException($"{e.Message} (--encoding auto reads such files as Latin-1)", e);
             }
         }
         return new Corpus(Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(path))), train, validation);
-    }
-
-    /// <summary>
-    /// Lines of a (possibly gzip-compressed) UTF-8 file; invalid UTF-8 is an error naming file and line, or, with the
-    /// fallback, makes the whole file read as Latin-1 (a mixed reading would garble the lines before the first bad byte).
-    /// </summary>
-    static IEnumerable<(string Line, int Number)> ReadLines(string file, bool latin1Fallback)
-    {
-        byte[] bytes;
-        try
-        {
-            using var stream = File.OpenRead(file);
-            using var input = file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(stream, CompressionMode.Decompress) : (Stream)stream;
-            using var buffer = new MemoryStream();
-            input.CopyTo(buffer);
-            bytes = buffer.ToArray();
-        }
-        catch (InvalidDataException e)
-        {
-            throw new UnmaskException($"{file}: not a valid gzip file ({e.Message})", e);
-        }
-        Encoding encoding = new UTF8Encoding(false, throwOnInvalidBytes: true);
-        if (latin1Fallback)
-        {
-            try
-            {
-                encoding.GetCharCount(bytes);
-            }
-            catch (DecoderFallbackException)
-            {
-                encoding = Encoding.Latin1;
-            }
-        }
-        int start = bytes.Length >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF ? 3 : 0;
-        int number = 0;
-        while (start < bytes.Length)
-        {
-            int end = Array.IndexOf(bytes, (byte)'\n', start);
-            if (end < 0) end = bytes.Length;
-            number++;
-            string line;
-            try
-            {
-                line = encoding.GetString(bytes, start, end - start);
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new UnmaskException($"{file}:{number}: not valid UTF-8 (--encoding auto reads such files as Latin-1)");
-            }
-            yield return (line.TrimEnd('\r'), number);
-            start = end + 1;
-        }
-    }
-
-    static string JsonText(string file, string line, int number)
-    {
-        if (string.IsNullOrWhiteSpace(line)) return "";
-        try
-        {
-            using var doc = JsonDocument.Parse(line);
-            if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("text", out var text) &&
-                text.ValueKind == JsonValueKind.String)
-                return text.GetString()!;
-        }
-        catch (JsonException e)
-        {
-            throw new UnmaskException($"{file}:{number}: not valid JSON ({e.Message})", e);
-        }
-        throw new UnmaskException($"{file}:{number}: expected an object with a string \"text\" field");
     }
 }

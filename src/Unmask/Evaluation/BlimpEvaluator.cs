@@ -1,3 +1,5 @@
+using Unmask.Data;
+
 namespace Unmask.Evaluation;
 
 public sealed record BlimpOptions
@@ -47,9 +49,10 @@ public static class BlimpEvaluator
         var pairs = new List<BlimpPair>();
         var perParadigm = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var file in files)
-            foreach (var (line, pair) in EvalInput.ReadJsonLines(file, o => new BlimpPair(
-                         EvalInput.String(o, "UID"), EvalInput.String(o, "field"), EvalInput.String(o, "linguistics_term"),
-                         PairId(o), EvalInput.String(o, "sentence_good"), EvalInput.String(o, "sentence_bad"), file, 0), policy, issues))
+            foreach (var (line, pair) in JsonLinesReader.Read(file, o => new BlimpPair(
+                         JsonLinesReader.String(o, "UID"), JsonLinesReader.String(o, "field"), JsonLinesReader.String(o, "linguistics_term"),
+                         PairId(o), JsonLinesReader.String(o, "sentence_good"), JsonLinesReader.String(o, "sentence_bad"), file, 0),
+                         InputIssue.Recorder(file, policy, issues)))
             {
                 int seen = perParadigm.GetValueOrDefault(pair.Uid);
                 if (limitPerParadigm is { } limit && seen >= limit) continue;
@@ -62,7 +65,7 @@ public static class BlimpEvaluator
 
     // pairID is a string in the released files; a number is accepted too.
     static string PairId(System.Text.Json.JsonElement o) =>
-        o.TryGetProperty("pairID", out var id) && id.ValueKind == System.Text.Json.JsonValueKind.Number ? id.GetRawText() : EvalInput.OptionalString(o, "pairID") ?? "";
+        o.TryGetProperty("pairID", out var id) && id.ValueKind == System.Text.Json.JsonValueKind.Number ? id.GetRawText() : JsonLinesReader.OptionalString(o, "pairID") ?? "";
 
     public static BlimpResult Evaluate(ScoringContext context, string directory, BlimpOptions? options = null,
         IProgress<ScoringProgress>? progress = null, CancellationToken ct = default)

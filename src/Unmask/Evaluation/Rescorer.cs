@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Unmask.Data;
 
 namespace Unmask.Evaluation;
 
@@ -56,7 +57,7 @@ public static class Rescorer
     /// </summary>
     public static IReadOnlyList<NBestList> Load(string path, BadLinePolicy policy, ICollection<InputIssue> issues)
     {
-        var lists = EvalInput.ReadJsonLines(path, o =>
+        var lists = JsonLinesReader.Read(path, o =>
         {
             if (!o.TryGetProperty("hypotheses", out var hyps) || hyps.ValueKind != JsonValueKind.Array)
                 throw new InputFormatException("missing array field \"hypotheses\"");
@@ -68,7 +69,7 @@ public static class Rescorer
                 if (h.ValueKind != JsonValueKind.Object) throw new InputFormatException($"hypotheses[{k}] is not an object");
                 try
                 {
-                    hypotheses.Add(new NBestHypothesis(EvalInput.String(h, "text"), EvalInput.OptionalNumber(h, "score") ?? 0, EvalInput.OptionalString(h, "system")));
+                    hypotheses.Add(new NBestHypothesis(JsonLinesReader.String(h, "text"), JsonLinesReader.OptionalNumber(h, "score") ?? 0, JsonLinesReader.OptionalString(h, "system")));
                 }
                 catch (InputFormatException e)
                 {
@@ -76,9 +77,9 @@ public static class Rescorer
                 }
                 k++;
             }
-            var id = o.TryGetProperty("id", out var idValue) && idValue.ValueKind == JsonValueKind.Number ? idValue.GetRawText() : EvalInput.OptionalString(o, "id");
-            return new NBestList(id ?? "", EvalInput.OptionalString(o, "reference"), hypotheses, 0);
-        }, policy, issues);
+            var id = o.TryGetProperty("id", out var idValue) && idValue.ValueKind == JsonValueKind.Number ? idValue.GetRawText() : JsonLinesReader.OptionalString(o, "id");
+            return new NBestList(id ?? "", JsonLinesReader.OptionalString(o, "reference"), hypotheses, 0);
+        }, InputIssue.Recorder(path, policy, issues)).ToList();
         if (lists.Count == 0) throw new UnmaskException($"{path}: no n-best lists");
         return lists.Select(l => l.Value with { Id = l.Value.Id.Length > 0 ? l.Value.Id : $"line {l.Line}", Line = l.Line }).ToList();
     }
