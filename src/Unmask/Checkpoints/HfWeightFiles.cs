@@ -1,6 +1,5 @@
 using Unmask.Modeling;
 using System.Text.Json;
-using static TorchSharp.torch;
 
 namespace Unmask.Checkpoints;
 

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Unmask.Modeling;
-using static TorchSharp.torch;
 
 namespace Unmask.Checkpoints;
 

@@ -1,7 +1,5 @@
 using System.IO.Compression;
 using System.Text;
-using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Unmask.Checkpoints;
 

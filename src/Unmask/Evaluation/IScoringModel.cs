@@ -1,7 +1,6 @@
 using Unmask.Inference;
 using Unmask.Modeling;
 using Unmask.Tokenization;
-using static TorchSharp.torch;
 
 namespace Unmask.Evaluation;
 

@@ -1,5 +1,4 @@
 using Unmask.Tokenization;
-using static TorchSharp.torch;
 
 namespace Unmask.Evaluation;
 

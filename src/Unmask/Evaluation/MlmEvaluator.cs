@@ -1,6 +1,5 @@
 using Unmask.Data;
 using Unmask.Masking;
-using static TorchSharp.torch;
 
 namespace Unmask.Evaluation;
 

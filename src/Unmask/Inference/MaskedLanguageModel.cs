@@ -2,7 +2,6 @@ using System.Text.Json;
 using Unmask.Checkpoints;
 using Unmask.Modeling;
 using Unmask.Tokenization;
-using static TorchSharp.torch;
 
 namespace Unmask.Inference;
 

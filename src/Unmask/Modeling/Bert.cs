@@ -1,8 +1,5 @@
-using TorchSharp;
+
 using TorchSharp.Modules;
-using TorchSharp.Utils;
-using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Unmask.Modeling;
 

@@ -1,8 +1,6 @@
 using Unmask.Checkpoints;
 using Unmask.Masking;
 using Unmask.Modeling;
-using static TorchSharp.torch;
-using F = TorchSharp.torch.nn.functional;
 
 namespace Unmask.Training;
 

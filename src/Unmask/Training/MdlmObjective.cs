@@ -1,6 +1,5 @@
 using Unmask.Masking;
 using Unmask.Modeling;
-using static TorchSharp.torch;
 
 namespace Unmask.Training;
 

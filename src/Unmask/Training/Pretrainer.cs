@@ -1,11 +1,9 @@
 using System.Diagnostics;
-using TorchSharp;
 using Unmask.Checkpoints;
 using Unmask.Data;
 using Unmask.Masking;
 using Unmask.Modeling;
 using Unmask.Tokenization;
-using static TorchSharp.torch;
 
 namespace Unmask.Training;
 

@@ -1,6 +1,4 @@
-using TorchSharp;
 using Unmask.Modeling;
-using static TorchSharp.torch;
 
 namespace Unmask.Training;
 

@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Unmask.Checkpoints;
 using Unmask.Data;
-using static TorchSharp.torch;
 
 namespace Unmask.Training;
 
