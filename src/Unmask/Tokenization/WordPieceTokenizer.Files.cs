@@ -50,7 +50,7 @@ public sealed partial class WordPieceTokenizer
         {
             throw new UnmaskException($"'{path}' is not valid UTF-8 (line {lines.Count + 1}).", e);
         }
-        var specials = config.SpecialTokens(null);
+        var specials = config.SpecialTokens();
         var normalization = new BertNormalizationOptions(
             config.LowerCase ?? true, config.StripAccents, config.TokenizeChineseChars ?? true);
         var problem = CheckVocabulary(lines, specials);
@@ -130,12 +130,7 @@ public sealed partial class WordPieceTokenizer
     {
         // Keys sorted, as transformers writes them.
         w.WriteStartObject();
-        if (SpecialTokens.Additional is { Count: > 0 } additional)
-        {
-            w.WriteStartArray("additional_special_tokens");
-            foreach (var token in additional) w.WriteStringValue(token);
-            w.WriteEndArray();
-        }
+        WriteAdditionalSpecialTokens(w);
         w.WriteBoolean("clean_up_tokenization_spaces", CleanUpTokenizationSpaces);
         w.WriteString("cls_token", SpecialTokens.Cls);
         w.WriteBoolean("do_basic_tokenize", true);
@@ -156,18 +151,21 @@ public sealed partial class WordPieceTokenizer
     void WriteSpecialTokensMap(Utf8JsonWriter w)
     {
         w.WriteStartObject();
-        if (SpecialTokens.Additional is { Count: > 0 } additional)
-        {
-            w.WriteStartArray("additional_special_tokens");
-            foreach (var token in additional) w.WriteStringValue(token);
-            w.WriteEndArray();
-        }
+        WriteAdditionalSpecialTokens(w);
         w.WriteString("cls_token", SpecialTokens.Cls);
         w.WriteString("mask_token", SpecialTokens.Mask);
         w.WriteString("pad_token", SpecialTokens.Pad);
         w.WriteString("sep_token", SpecialTokens.Sep);
         w.WriteString("unk_token", SpecialTokens.Unk);
         w.WriteEndObject();
+    }
+
+    void WriteAdditionalSpecialTokens(Utf8JsonWriter w)
+    {
+        if (SpecialTokens.Additional is not { Count: > 0 } additional) return;
+        w.WriteStartArray("additional_special_tokens");
+        foreach (var token in additional) w.WriteStringValue(token);
+        w.WriteEndArray();
     }
 
     void WriteTokenizerJson(Utf8JsonWriter w)
