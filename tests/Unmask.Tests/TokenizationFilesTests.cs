@@ -16,7 +16,7 @@ public sealed class TokenizationFilesTests : IDisposable
     [Fact]
     public void SavedTokenizerJsonEqualsTheOneTransformersWrote()
     {
-        var tok = WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer, WordPieceSource.TokenizerJson);
+        var tok = WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer);
         var dir = NewDir("bert");
         tok.Save(dir);
         var original = JsonNode.Parse(File.ReadAllText(Path.Combine(SharedFixtures.BertBaseUncasedTokenizer, "tokenizer.json")));
@@ -42,17 +42,22 @@ public sealed class TokenizationFilesTests : IDisposable
         original.Save(dir, writeTokenizerJson: true);
         var texts = JsonDocument.Parse(File.ReadAllText(Path.Combine(SharedFixtures.HfReference, "tokenizer-cases", "bert-cased-strip-accents.json")))
             .RootElement.GetProperty("cases").EnumerateArray().Select(c => c.GetProperty("text").GetString()!).ToArray();
-        foreach (var reloaded in new[] { WordPieceTokenizer.Load(dir), WordPieceTokenizer.Load(dir, WordPieceSource.TokenizerJson) })
+        var reloaded = WordPieceTokenizer.Load(dir);
+        Assert.Equal(original.Fingerprint, reloaded.Fingerprint);
+        Assert.Equal(new BertNormalizationOptions(false, true, true), reloaded.Normalization);
+        // The written tokenizer.json, read as the fast tokenizer: the same ids, except for decomposed text, which
+        // only the slow tokenizer puts in NFC.
+        var fast = TokenizerJson.Load(dir);
+        foreach (var loaded in new ITokenizer[] { reloaded, fast })
         {
-            Assert.Equal(original.Fingerprint, reloaded.Fingerprint);
-            Assert.Equal(new BertNormalizationOptions(false, true, true), reloaded.Normalization);
-            Assert.Equal(64, reloaded.ModelMaxLength);
-            Assert.Equal((4, 6), (reloaded.ClsId, reloaded.MaskId));
+            Assert.Equal(64, loaded.ModelMaxLength);
+            Assert.Equal((4, 6), (loaded.ClsId, loaded.MaskId));
             foreach (var text in texts)
             {
                 var a = original.Encode(text);
-                Assert.Equal(a.InputIds, reloaded.Encode(text).InputIds);
-                Assert.Equal(original.Decode(a.InputIds), reloaded.Decode(a.InputIds));
+                if (loaded == reloaded || text.Normalize(System.Text.NormalizationForm.FormC) == text)
+                    Assert.Equal(a.InputIds, loaded.Encode(text).InputIds);
+                Assert.Equal(original.Decode(a.InputIds), loaded.Decode(a.InputIds));
             }
         }
     }
@@ -74,7 +79,7 @@ public sealed class TokenizationFilesTests : IDisposable
         Assert.Equal("{\"[MASK]\":7}", JsonNode.Parse(File.ReadAllText(Path.Combine(dir, "added_tokens.json")))!.ToJsonString());
         var reloaded = WordPieceTokenizer.Load(dir);
         Assert.Equal(encoded.InputIds, reloaded.Encode("A [MASK] ab x").InputIds);
-        Assert.Equal(encoded.InputIds, WordPieceTokenizer.Load(dir, WordPieceSource.TokenizerJson).Encode("A [MASK] ab x").InputIds);
+        Assert.Equal(encoded.InputIds, TokenizerJson.Load(dir).Encode("A [MASK] ab x").InputIds);
 
         File.WriteAllText(Path.Combine(dir, "added_tokens.json"), "{\"[MASK]\": 7, \"<extra>\": 8}");
         var e = Assert.Throws<UnmaskException>(() => WordPieceTokenizer.Load(dir));

@@ -8,18 +8,15 @@ namespace Unmask.Tests;
 /// <summary>The real bert-base-uncased vocabulary, read from vocab.txt and from tokenizer.json, on real sentences.</summary>
 public class TokenizationRealBertTests
 {
-    static readonly WordPieceTokenizer FromVocab =
-        WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer, WordPieceSource.VocabTxt);
-    static readonly WordPieceTokenizer FromJson =
-        WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer, WordPieceSource.TokenizerJson);
+    static readonly WordPieceTokenizer FromVocab = WordPieceTokenizer.Load(SharedFixtures.BertBaseUncasedTokenizer);
 
-    // The same tokenizer.json read by the generic pipeline, with the fast tokenizer's semantics.
+    // The same folder's tokenizer.json read by the generic pipeline, with the fast tokenizer's semantics.
     static readonly PipelineTokenizer FromPipeline = TokenizerJson.Load(SharedFixtures.BertBaseUncasedTokenizer);
 
     [Fact]
     public void KnownIds()
     {
-        foreach (var tok in new[] { FromVocab, FromJson })
+        foreach (var tok in new ITokenizer[] { FromVocab, FromPipeline })
         {
             Assert.Equal(30522, tok.VocabSize);
             Assert.Equal((0, 100, 101, 102, 103), (tok.PadId, tok.UnkId, tok.ClsId, tok.SepId, tok.MaskId));
@@ -30,10 +27,9 @@ public class TokenizationRealBertTests
             Assert.True(tok.IsContinuation(tok.TokenToId("##son")!.Value));
             Assert.False(tok.IsContinuation(tok.TokenToId("son")!.Value));
             Assert.True(tok.IsSpecial(103) && !tok.IsSpecial(1996));
-            Assert.True(tok.Normalization.LowerCase);
             Assert.Null(tok.ModelMaxLength);
         }
-        Assert.Equal(FromVocab.Fingerprint, FromJson.Fingerprint);
+        Assert.True(FromVocab.Normalization.LowerCase);
 
         Assert.Equal(30522, FromPipeline.VocabSize);
         Assert.Equal((0, 100, 101, 102, 103), (FromPipeline.PadId, FromPipeline.UnkId, FromPipeline.ClsId, FromPipeline.SepId, FromPipeline.MaskId));
@@ -84,9 +80,6 @@ public class TokenizationRealBertTests
             AssertSame(row[more], "sent_more");
             AssertSame(row[less], "sent_less");
             var a = FromVocab.Encode(row[more], row[less], maxLength: 32);
-            var b = FromJson.Encode(row[more], row[less], maxLength: 32);
-            Assert.Equal(a.InputIds, b.InputIds);
-            Assert.Equal(a.TokenTypeIds, b.TokenTypeIds);
             Assert.True(a.InputIds.Length <= 32);
             var whole = FromVocab.Encode(row[more], row[less]);
             var pipeline = FromPipeline.Encode(row[more], row[less]);
@@ -99,8 +92,6 @@ public class TokenizationRealBertTests
     static void AssertSame(string sentence, string where)
     {
         var a = FromVocab.Encode(sentence).InputIds;
-        var b = FromJson.Encode(sentence).InputIds;
-        Assert.True(a.SequenceEqual(b), $"{where}: {JsonSerializer.Serialize(sentence)} gives [{string.Join(", ", a)}] from vocab.txt but [{string.Join(", ", b)}] from tokenizer.json");
         var c = FromPipeline.Encode(sentence).InputIds;
         Assert.True(a.SequenceEqual(c), $"{where}: {JsonSerializer.Serialize(sentence)} gives [{string.Join(", ", a)}] from vocab.txt but [{string.Join(", ", c)}] from the tokenizer.json pipeline");
         Assert.True(a.Length > 2 && a[0] == 101 && a[^1] == 102, $"{where}: {sentence}");

@@ -87,11 +87,13 @@ public class TokenizationTrainerTests
                 new[] { "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json", "vocab.txt" },
                 Directory.GetFiles(dir).Select(Path.GetFileName).Order(StringComparer.Ordinal));
             var fromVocab = WordPieceTokenizer.Load(dir);
-            var fromJson = WordPieceTokenizer.Load(dir, WordPieceSource.TokenizerJson);
+            var fromJson = TokenizerJson.Load(dir);
             var viaLoader = TokenizerLoader.Load(dir);
+            // The pipeline's fingerprint hashes the files it read, so only the slow tokenizers share the trainer's.
+            Assert.Equal(tok.Fingerprint, fromVocab.Fingerprint);
+            Assert.Equal(tok.Fingerprint, viaLoader.Fingerprint);
             foreach (var loaded in new ITokenizer[] { fromVocab, fromJson, viaLoader })
             {
-                Assert.Equal(tok.Fingerprint, loaded.Fingerprint);
                 Assert.Equal(tok.VocabSize, loaded.VocabSize);
                 Assert.Equal((tok.ClsId, tok.SepId, tok.PadId, tok.MaskId, tok.UnkId),
                     (loaded.ClsId, loaded.SepId, loaded.PadId, loaded.MaskId, loaded.UnkId));
@@ -99,7 +101,7 @@ public class TokenizationTrainerTests
                     Assert.Equal(tok.Encode(line).InputIds, loaded.Encode(line).InputIds);
             }
             Assert.Equal(512, fromVocab.ModelMaxLength);
-            Assert.Equal(tok.Normalization, fromJson.Normalization);
+            Assert.Equal(512, fromJson.ModelMaxLength);
         }
         finally
         {

@@ -43,7 +43,7 @@ internal sealed class BasicTokenizer(BertNormalizationOptions options, IReadOnly
     /// (if enabled) and applies NFC: the part of the pipeline that runs on a whole segment before splitting.
     /// With <paramref name="lower"/> it also lowercases per code point, which commutes with the rest: case mapping
     /// neither produces nor changes control, whitespace or CJK characters. The result lives in
-    /// <paramref name="buffer"/> unless NFC changed it.
+    /// <paramref name="buffer"/>, which also knows the range of <paramref name="segment"/> each unit came from.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public ReadOnlySpan<char> Clean(ReadOnlySpan<char> segment, bool lower, CharBuffer buffer)
@@ -55,42 +55,46 @@ internal sealed class BasicTokenizer(BertNormalizationOptions options, IReadOnly
             char c = segment[i];
             if (c < 0x80)
             {
+                if (c is ' ' or '\t' or '\n' or '\r') buffer.Append(' ', i, i + 1);
+                else if (c >= 0x20 && c != 0x7F) buffer.Append(lower && c is >= 'A' and <= 'Z' ? (char)(c + 32) : c, i, i + 1);
                 i++;
-                if (c is ' ' or '\t' or '\n' or '\r') buffer.Append(' ');
-                else if (c >= 0x20 && c != 0x7F) buffer.Append(lower && c is >= 'A' and <= 'Z' ? (char)(c + 32) : c);
                 continue;
             }
+            int start = i;
             int cp = PythonUnicode.CodePointAt(segment, i, out int len);
             i += len;
             if (cp == 0xFFFD || PythonUnicode.IsControl(cp)) continue;
             if (PythonUnicode.IsWhitespace(cp))
             {
-                buffer.Append(' ');
+                buffer.Append(' ', start, i);
                 continue;
             }
             if (spaceChinese && PythonUnicode.IsChineseChar(cp))
             {
-                buffer.Append(' ');
-                buffer.AppendCodePoint(cp);
-                buffer.Append(' ');
+                buffer.Append(' ', start, i);
+                buffer.AppendCodePoint(cp, start, i);
+                buffer.Append(' ', start, i);
                 // CJK compatibility ideographs have canonical decompositions.
                 mayNeedNfc |= cp >= 0xF900;
                 continue;
             }
             if (lower && cp == 0x130)
             {
-                buffer.Append('i');
-                buffer.Append('\u0307');
+                buffer.Append('i', start, i);
+                buffer.Append('\u0307', start, i);
                 mayNeedNfc = true;
                 continue;
             }
             if (lower) cp = PythonUnicode.LowerSingle(cp);
             // Below U+0300 there is neither a combining mark nor a character that NFC changes.
             mayNeedNfc |= cp >= 0x300;
-            buffer.AppendCodePoint(cp);
+            buffer.AppendCodePoint(cp, start, i);
         }
-        return mayNeedNfc ? PythonUnicode.Normalize(buffer.Span.ToString(), NormalizationForm.FormC) : buffer.Span;
+        if (mayNeedNfc) buffer.Rewrite(Nfc);
+        return buffer.Span;
     }
+
+    static string Nfc(string s) => PythonUnicode.Normalize(s, NormalizationForm.FormC);
 
     /// <summary>
     /// Python <c>str.split()</c> step by step: the next whitespace-separated token of <paramref name="s"/> at or
@@ -117,15 +121,30 @@ internal sealed class BasicTokenizer(BertNormalizationOptions options, IReadOnly
     /// </summary>
     public void SplitWord(string token, List<string> words)
     {
-        if (!neverSplit.Contains(token))
-        {
-            if (lowerCase) token = LowerPerCodePoint(token);
-            if (stripAccents) token = StripAccents(token);
-        }
+        var normalized = NormalizeWord(token);
+        var ranges = new List<Range>();
+        SplitOnPunctuation(normalized, ranges);
+        foreach (var range in ranges) words.Add(normalized[range]);
+    }
+
+    /// <summary>A whitespace token lowercased and without accents as the flags say; never-split tokens stay as they are.</summary>
+    public string NormalizeWord(string token)
+    {
+        if (neverSplit.Contains(token)) return token;
+        if (lowerCase) token = LowerPerCodePoint(token);
+        return stripAccents ? StripAccents(token) : token;
+    }
+
+    /// <summary>
+    /// The words of a normalised token: every punctuation character on its own, unless the token is a never-split
+    /// token (which lowercasing may have made it). Appends their ranges to <paramref name="words"/>.
+    /// </summary>
+    public void SplitOnPunctuation(string token, List<Range> words)
+    {
         if (token.Length == 0) return;
         if (neverSplit.Contains(token))
         {
-            words.Add(token);
+            words.Add(Range.All);
             return;
         }
         int wordStart = 0;
@@ -134,14 +153,13 @@ internal sealed class BasicTokenizer(BertNormalizationOptions options, IReadOnly
             int cp = PythonUnicode.CodePointAt(token, i, out int len);
             if (PythonUnicode.IsPunctuation(cp))
             {
-                if (i > wordStart) words.Add(token[wordStart..i]);
-                words.Add(token.Substring(i, len));
+                if (i > wordStart) words.Add(wordStart..i);
+                words.Add(i..(i + len));
                 wordStart = i + len;
             }
             i += len;
         }
-        if (wordStart == 0) words.Add(token);
-        else if (wordStart < token.Length) words.Add(token[wordStart..]);
+        if (wordStart < token.Length) words.Add(wordStart..token.Length);
     }
 
     static string StripAccents(string token)
@@ -162,10 +180,14 @@ internal sealed class BasicTokenizer(BertNormalizationOptions options, IReadOnly
     }
 }
 
-/// <summary>A reusable, growable character buffer (one per thread) that spares an allocation per text.</summary>
+/// <summary>
+/// A reusable, growable character buffer (one per thread) that spares an allocation per text; each unit remembers
+/// the range [start, end) of the source text it was written for.
+/// </summary>
 internal sealed class CharBuffer
 {
     char[] data = new char[256];
+    int[] starts = new int[256], ends = new int[256];
 
     public int Length { get; private set; }
 
@@ -173,21 +195,53 @@ internal sealed class CharBuffer
 
     public void Clear() => Length = 0;
 
-    public void Append(char c)
+    public void Append(char c, int start, int end)
     {
-        if (Length == data.Length) Array.Resize(ref data, data.Length * 2);
+        if (Length == data.Length) Grow(Length * 2);
+        starts[Length] = start;
+        ends[Length] = end;
         data[Length++] = c;
     }
 
-    public void AppendCodePoint(int cp)
+    public void AppendCodePoint(int cp, int start, int end)
     {
         if (cp < 0x10000)
         {
-            Append((char)cp);
+            Append((char)cp, start, end);
             return;
         }
         cp -= 0x10000;
-        Append((char)(0xD800 + (cp >> 10)));
-        Append((char)(0xDC00 + (cp & 0x3FF)));
+        Append((char)(0xD800 + (cp >> 10)), start, end);
+        Append((char)(0xDC00 + (cp & 0x3FF)), start, end);
+    }
+
+    /// <summary>Replaces the text by <paramref name="rewrite"/> of all of it, each new unit keeping the source of those it came from.</summary>
+    public void Rewrite(Func<string, string> rewrite)
+    {
+        var before = Span.ToString();
+        var after = rewrite(before);
+        if (after == before) return;
+        var (from, to) = TextAlignment.Align(before, after, rewrite);
+        var newStarts = new int[Math.Max(after.Length, 256)];
+        var newEnds = new int[newStarts.Length];
+        for (int u = 0; u < after.Length; u++) (newStarts[u], newEnds[u]) = Source(from[u], to[u]);
+        if (after.Length > data.Length) data = new char[newStarts.Length];
+        after.CopyTo(data);
+        (starts, ends, Length) = (newStarts, newEnds, after.Length);
+    }
+
+    /// <summary>The source range of the units [start, end); an empty range maps to the point where it stands.</summary>
+    public (int Start, int End) Source(int start, int end)
+    {
+        if (end > start) return (starts[start], ends[end - 1]);
+        int at = start < Length ? starts[start] : Length > 0 ? ends[Length - 1] : 0;
+        return (at, at);
+    }
+
+    void Grow(int size)
+    {
+        Array.Resize(ref data, size);
+        Array.Resize(ref starts, size);
+        Array.Resize(ref ends, size);
     }
 }

@@ -87,10 +87,10 @@ internal sealed class HfTokenizerConfig
         return config;
     }
 
-    /// <summary>The special tokens given in the files, the others from <paramref name="fallback"/> or BERT's defaults.</summary>
-    public BertSpecialTokens SpecialTokens(BertSpecialTokens? fallback)
+    /// <summary>The special tokens given in the files, the others BERT's defaults.</summary>
+    public BertSpecialTokens SpecialTokens()
     {
-        var b = fallback ?? new BertSpecialTokens();
+        var b = new BertSpecialTokens();
         string Get(string key, string otherwise) => named.TryGetValue(key, out var v) ? v : otherwise;
         return new BertSpecialTokens(Get("unk_token", b.Unk), Get("sep_token", b.Sep), Get("pad_token", b.Pad),
             Get("cls_token", b.Cls), Get("mask_token", b.Mask), Additional ?? b.Additional);

@@ -95,33 +95,11 @@ public sealed record TokenizedText(int[] InputIds, string[] Tokens, int[] TokenT
     /// <summary>HF <c>sequence_ids()</c>: 0 or 1 for tokens of the text or the pair, null for added tokens and padding.</summary>
     public int?[] SequenceIds { get; init; } = [];
 
-    TokenOffset[]? offsets;
-    Func<TokenOffset[]?>? offsetsSource;
-
     /// <summary>
     /// HF <c>offset_mapping</c>: per token, the [Start, End) UTF-16 range of its own sequence's original text; (0, 0)
-    /// for added tokens and padding. Null when they are not known: the slow WordPiece tokenizer computes them on first
-    /// use with the fast tokenizer's rules, and gives none where those rules tokenize the text differently.
+    /// for added tokens and padding. Every tokenizer here sets them; null only for an encoding built without them.
     /// </summary>
-    public TokenOffset[]? Offsets
-    {
-        get
-        {
-            if (offsetsSource != null)
-            {
-                offsets = offsetsSource();
-                offsetsSource = null;
-            }
-            return offsets;
-        }
-        init => offsets = value;
-    }
-
-    /// <summary>Computes <see cref="Offsets"/> when first read, for tokenizers where they cost a second pass.</summary>
-    internal Func<TokenOffset[]?>? OffsetsSource
-    {
-        init => offsetsSource = value;
-    }
+    public TokenOffset[]? Offsets { get; init; }
 }
 
 /// <summary>A token's span [Start, End) in the original text, in UTF-16 units.</summary>

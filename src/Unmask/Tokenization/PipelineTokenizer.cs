@@ -96,65 +96,8 @@ public sealed class PipelineTokenizer : ITokenizer
         ArgumentNullException.ThrowIfNull(text);
         var a = EncodeSequence(text, 0);
         var b = pair == null ? null : EncodeSequence(pair, 1);
-        if (maxLength is int max)
-        {
-            int target = max - (addSpecialTokens ? settings.PostProcessor.AddedTokens(b != null) : 0);
-            int least = b == null ? 1 : 0;
-            if (target < least)
-                throw new ArgumentOutOfRangeException(nameof(maxLength), max,
-                    $"maxLength must be at least {max - target + least} to leave room for the special tokens.");
-            if (settings.Slow) TruncateOneAtATime(a, b, a.Count + (b?.Count ?? 0) - target);
-            else TruncateBalanced(a, b, target);
-        }
-        var tokens = settings.PostProcessor.Apply(a, b, addSpecialTokens, templateTypes: !settings.Slow);
-        return new TokenizedText(
-            tokens.Select(t => t.Id).ToArray(),
-            tokens.Select(t => t.Token).ToArray(),
-            tokens.Select(t => settings.ReturnsTokenTypeIds ? t.TypeId : 0).ToArray(),
-            tokens.Select(t => t.AddedBySpecial).ToArray())
-        {
-            WordIds = tokens.Select(t => t.WordId).ToArray(),
-            SequenceIds = tokens.Select(t => t.AddedBySpecial ? null : t.SequenceId).ToArray(),
-            Offsets = tokens.Select(t => new TokenOffset(t.Start, t.End)).ToArray(),
-        };
-    }
-
-    // transformers' "longest_first": one token at a time from the longer sequence, from the pair on ties.
-    static void TruncateOneAtATime(List<EncodedToken> a, List<EncodedToken>? b, int remove)
-    {
-        if (remove <= 0) return;
-        if (b == null)
-        {
-            a.RemoveRange(a.Count - remove, remove);
-            return;
-        }
-        for (int i = 0; i < remove; i++)
-        {
-            if (a.Count > b.Count) a.RemoveAt(a.Count - 1);
-            else if (b.Count > 0) b.RemoveAt(b.Count - 1);
-        }
-    }
-
-    // tokenizers' "longest_first": the shorter sequence is kept whole when it fits in half, else both get half.
-    static void TruncateBalanced(List<EncodedToken> a, List<EncodedToken>? b, int target)
-    {
-        if (b == null)
-        {
-            if (a.Count > target) a.RemoveRange(target, a.Count - target);
-            return;
-        }
-        if (a.Count + b.Count <= target) return;
-        bool swap = a.Count > b.Count;
-        int n1 = swap ? b.Count : a.Count, n2;
-        n2 = n1 > target ? n1 : Math.Max(n1, target - n1);
-        if (n1 + n2 > target)
-        {
-            n1 = target / 2;
-            n2 = n1 + target % 2;
-        }
-        if (swap) (n1, n2) = (n2, n1);
-        if (a.Count > n1) a.RemoveRange(n1, a.Count - n1);
-        if (b.Count > n2) b.RemoveRange(n2, b.Count - n2);
+        return EncodingAssembly.Assemble(a, b, settings.PostProcessor, addSpecialTokens, maxLength,
+            slowTruncation: settings.Slow, templateTypes: !settings.Slow, settings.ReturnsTokenTypeIds);
     }
 
     List<EncodedToken> EncodeSequence(string text, int sequence)

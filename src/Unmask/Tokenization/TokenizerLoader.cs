@@ -18,10 +18,10 @@ public static class TokenizerLoader
         if (Has(TokenizerJson.FileName))
         {
             if (Has(WordPieceTokenizer.VocabFile) && TokenizerJson.ReadModelType(Path.Combine(directory, TokenizerJson.FileName)) == "WordPiece")
-                return WordPieceTokenizer.Load(directory, WordPieceSource.VocabTxt);
+                return WordPieceTokenizer.Load(directory);
             return TokenizerJson.Load(directory);
         }
-        if (Has(WordPieceTokenizer.VocabFile)) return WordPieceTokenizer.Load(directory, WordPieceSource.VocabTxt);
+        if (Has(WordPieceTokenizer.VocabFile)) return WordPieceTokenizer.Load(directory);
         if (Has(ByteLevelBpeTokenizer.VocabFile) && Has(ByteLevelBpeTokenizer.MergesFile)) return ByteLevelBpeTokenizer.Load(directory);
         foreach (var name in SentencePieceTokenizer.FileNames)
             if (Has(name)) return SentencePieceTokenizer.Load(directory, name);

@@ -16,6 +16,9 @@ internal sealed class Vocabulary
 
     public int Size => tokens.Length;
 
+    /// <summary>Each token once, with its id.</summary>
+    public IEnumerable<KeyValuePair<string, int>> Entries => ids;
+
     public int? this[string token] => ids.TryGetValue(token, out var id) ? id : null;
 
     public bool Contains(string token) => ids.ContainsKey(token);

@@ -4,15 +4,6 @@ using System.Text.Json;
 
 namespace Unmask.Tokenization;
 
-/// <summary>Which Hugging Face file a WordPiece vocabulary is read from.</summary>
-public enum WordPieceSource
-{
-    /// <summary>vocab.txt when present (what the slow BertTokenizer reads), otherwise tokenizer.json.</summary>
-    Auto,
-    VocabTxt,
-    TokenizerJson,
-}
-
 public sealed partial class WordPieceTokenizer
 {
     internal const string VocabFile = "vocab.txt";
@@ -22,27 +13,19 @@ public sealed partial class WordPieceTokenizer
     internal const string AddedTokensFile = "added_tokens.json";
 
     /// <summary>
-    /// Loads a BERT WordPiece tokenizer from a Hugging Face folder: vocab.txt or tokenizer.json, with flags and
-    /// special tokens from tokenizer_config.json and special_tokens_map.json where present.
+    /// Loads a BERT WordPiece tokenizer from a Hugging Face folder the way the slow BertTokenizer does: vocab.txt,
+    /// with flags and special tokens from tokenizer_config.json and special_tokens_map.json where present. A
+    /// tokenizer.json beside it is left to <see cref="TokenizerJson"/>.
     /// </summary>
-    public static WordPieceTokenizer Load(string directory, WordPieceSource source = WordPieceSource.Auto)
+    public static WordPieceTokenizer Load(string directory)
     {
         ArgumentNullException.ThrowIfNull(directory);
         if (!Directory.Exists(directory))
             throw new UnmaskException($"Tokenizer folder '{directory}' does not exist.");
-        var vocabPath = Path.Combine(directory, VocabFile);
-        var jsonPath = Path.Combine(directory, TokenizerJsonFile);
-        if (source == WordPieceSource.Auto)
-        {
-            if (File.Exists(vocabPath)) source = WordPieceSource.VocabTxt;
-            else if (File.Exists(jsonPath)) source = WordPieceSource.TokenizerJson;
-            else throw new UnmaskException(
-                $"No WordPiece tokenizer in '{directory}': looked for {VocabFile} and {TokenizerJsonFile}.");
-        }
         var config = HfTokenizerConfig.Read(directory);
-        var tokenizer = source == WordPieceSource.VocabTxt ? LoadVocabTxt(directory, vocabPath, config) : LoadTokenizerJson(jsonPath, config);
+        var tokenizer = LoadVocabTxt(directory, Path.Combine(directory, VocabFile), config);
         tokenizer.TokenizerClass = config.TokenizerClass ?? tokenizer.TokenizerClass;
-        tokenizer.writesTokenizerJson = File.Exists(jsonPath);
+        tokenizer.writesTokenizerJson = File.Exists(Path.Combine(directory, TokenizerJsonFile));
         tokenizer.ReturnsTokenTypeIds = config.ReturnsTokenTypeIds();
         tokenizer.PaddingSide = config.PaddingSide switch
         {
@@ -67,13 +50,13 @@ public sealed partial class WordPieceTokenizer
         {
             throw new UnmaskException($"'{path}' is not valid UTF-8 (line {lines.Count + 1}).", e);
         }
-        var specials = config.SpecialTokens(null);
+        var specials = config.SpecialTokens();
         var normalization = new BertNormalizationOptions(
             config.LowerCase ?? true, config.StripAccents, config.TokenizeChineseChars ?? true);
-        var problem = CheckVocabulary(lines, specials, 100);
+        var problem = CheckVocabulary(lines, specials);
         if (problem != null) throw new UnmaskException($"{path}: {problem}");
         var tokenizer = new WordPieceTokenizer(lines.ToArray(), normalization, specials, config.ModelMaxLength,
-            config.CleanUp ?? true, 100);
+            config.CleanUp ?? true);
         tokenizer.CheckAddedTokensFile(Path.Combine(directory, AddedTokensFile));
         return tokenizer;
     }
@@ -87,154 +70,15 @@ public sealed partial class WordPieceTokenizer
         if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new UnmaskException($"{path}: expected a JSON object.");
         foreach (var entry in doc.RootElement.EnumerateObject())
         {
-            if (!addedTokens.Contains(entry.Name))
+            if (!addedIds.TryGetValue(entry.Name, out var expected))
                 throw new UnmaskException(
                     $"{path}: added token '{entry.Name}' is not a special token missing from the vocabulary; other added tokens are not supported.");
-            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out var id) || id != tokenIds[entry.Name])
-                throw new UnmaskException(
-                    $"{path}: added token '{entry.Name}' has id {entry.Value}, expected {tokenIds[entry.Name]}.");
+            if (entry.Value.ValueKind != JsonValueKind.Number || !entry.Value.TryGetInt32(out var id) || id != expected)
+                throw new UnmaskException($"{path}: added token '{entry.Name}' has id {entry.Value}, expected {expected}.");
         }
     }
 
-    static WordPieceTokenizer LoadTokenizerJson(string path, HfTokenizerConfig config)
-    {
-        if (!File.Exists(path)) throw new UnmaskException($"Tokenizer file '{path}' does not exist.");
-        using var doc = HfTokenizerConfig.ParseJson(path);
-        var root = doc.RootElement;
-        if (root.ValueKind != JsonValueKind.Object) throw new UnmaskException($"{path}: expected a JSON object.");
-
-        var model = Require(root, "model", JsonValueKind.Object, path);
-        var modelType = model.TryGetProperty("type", out var t) ? t.ToString() : "(none)";
-        if (modelType != "WordPiece")
-            throw new UnmaskException($"{path}: model type '{modelType}' is not supported here (WordPiece only).");
-        var prefix = OptionalString(model, "continuing_subword_prefix", path) ?? ContinuationPrefix;
-        if (prefix != ContinuationPrefix)
-            throw new UnmaskException($"{path}: model.continuing_subword_prefix '{prefix}' is not supported (only '##').");
-        int maxChars = 100;
-        if (model.TryGetProperty("max_input_chars_per_word", out var mc) && mc.ValueKind != JsonValueKind.Null
-            && (!mc.TryGetInt32(out maxChars) || maxChars <= 0))
-            throw new UnmaskException($"{path}: model.max_input_chars_per_word must be a positive integer.");
-        var vocabObject = Require(model, "vocab", JsonValueKind.Object, path);
-        var byId = new SortedDictionary<int, string>();
-        foreach (var entry in vocabObject.EnumerateObject())
-        {
-            if (!entry.Value.TryGetInt32(out var id) || id < 0)
-                throw new UnmaskException($"{path}: model.vocab['{entry.Name}'] must be a non-negative integer id.");
-            if (!byId.TryAdd(id, entry.Name))
-                throw new UnmaskException($"{path}: model.vocab gives id {id} to both '{byId[id]}' and '{entry.Name}'.");
-        }
-        if (byId.Count > 0 && byId.Keys.Last() != byId.Count - 1)
-            throw new UnmaskException($"{path}: model.vocab ids are not contiguous from 0 (largest {byId.Keys.Last()}, {byId.Count} entries).");
-        var vocab = byId.Values.ToArray();
-
-        var normalizer = Require(root, "normalizer", JsonValueKind.Object, path);
-        var normalizerType = normalizer.TryGetProperty("type", out var nt) ? nt.ToString() : "(none)";
-        if (normalizerType != "BertNormalizer")
-            throw new UnmaskException($"{path}: normalizer type '{normalizerType}' is not supported (BertNormalizer only).");
-        if (OptionalBool(normalizer, "clean_text", path) == false)
-            throw new UnmaskException($"{path}: normalizer.clean_text false is not supported.");
-        var preTokenizer = Require(root, "pre_tokenizer", JsonValueKind.Object, path);
-        var preType = preTokenizer.TryGetProperty("type", out var pt) ? pt.ToString() : "(none)";
-        if (preType != "BertPreTokenizer")
-            throw new UnmaskException($"{path}: pre_tokenizer type '{preType}' is not supported (BertPreTokenizer only).");
-
-        // As in transformers' BertTokenizerFast, flags in tokenizer_config.json override the normalizer's.
-        bool lower = config.LowerCase ?? OptionalBool(normalizer, "lowercase", path) ?? true;
-        bool? strip = config.StripAccentsGiven ? config.StripAccents : OptionalBool(normalizer, "strip_accents", path);
-        bool chinese = config.TokenizeChineseChars ?? OptionalBool(normalizer, "handle_chinese_chars", path) ?? true;
-
-        bool? decoderCleanup = null;
-        if (root.TryGetProperty("decoder", out var decoder) && decoder.ValueKind == JsonValueKind.Object)
-            decoderCleanup = OptionalBool(decoder, "cleanup", path);
-
-        var (cls, sep) = ReadPostProcessor(root, path);
-        var addedSpecial = new List<(int Id, string Content)>();
-        if (root.TryGetProperty("added_tokens", out var added) && added.ValueKind == JsonValueKind.Array)
-        {
-            foreach (var entry in added.EnumerateArray())
-            {
-                var content = OptionalString(entry, "content", path)
-                    ?? throw new UnmaskException($"{path}: an entry of added_tokens has no content.");
-                if (!entry.TryGetProperty("id", out var idElement) || !idElement.TryGetInt32(out var id))
-                    throw new UnmaskException($"{path}: added token '{content}' has no integer id.");
-                if (OptionalBool(entry, "special", path) != true)
-                    throw new UnmaskException($"{path}: added token '{content}' is not special; non-special added tokens are not supported.");
-                addedSpecial.Add((id, content));
-            }
-        }
-        var fallback = new BertSpecialTokens(
-            Unk: OptionalString(model, "unk_token", path) ?? "[UNK]", Sep: sep ?? "[SEP]", Cls: cls ?? "[CLS]");
-        var specials = config.SpecialTokens(fallback);
-        if (config.Additional == null)
-        {
-            var named = new HashSet<string>(specials.All(), StringComparer.Ordinal);
-            var extra = addedSpecial.Select(a => a.Content).Where(c => !named.Contains(c)).Distinct().ToArray();
-            if (extra.Length > 0) specials = specials with { Additional = extra };
-        }
-
-        var problem = CheckVocabulary(vocab, specials, maxChars);
-        if (problem != null) throw new UnmaskException($"{path}: {problem}");
-        var tokenizer = new WordPieceTokenizer(vocab, new BertNormalizationOptions(lower, strip, chinese), specials,
-            config.ModelMaxLength, config.CleanUp ?? decoderCleanup ?? true, maxChars);
-        foreach (var (id, content) in addedSpecial)
-        {
-            if (tokenizer.TokenToId(content) != id)
-                throw new UnmaskException(
-                    $"{path}: added token '{content}' has id {id}, but the vocabulary gives {tokenizer.TokenToId(content)}.");
-        }
-        return tokenizer;
-    }
-
-    static (string? Cls, string? Sep) ReadPostProcessor(JsonElement root, string path)
-    {
-        if (!root.TryGetProperty("post_processor", out var post) || post.ValueKind != JsonValueKind.Object) return (null, null);
-        var type = post.TryGetProperty("type", out var pt) ? pt.ToString() : "";
-        if (type == "BertProcessing")
-        {
-            static string? First(JsonElement p, string name) =>
-                p.TryGetProperty(name, out var pair) && pair.ValueKind == JsonValueKind.Array && pair.GetArrayLength() > 0
-                    ? pair[0].GetString() : null;
-            return (First(post, "cls"), First(post, "sep"));
-        }
-        if (type == "TemplateProcessing" && post.TryGetProperty("single", out var single) && single.ValueKind == JsonValueKind.Array)
-        {
-            var specials = single.EnumerateArray()
-                .Where(p => p.ValueKind == JsonValueKind.Object && p.TryGetProperty("SpecialToken", out _))
-                .Select(p => p.GetProperty("SpecialToken").TryGetProperty("id", out var id) ? id.GetString() : null)
-                .ToArray();
-            if (specials.Length != 2 || specials[0] == null || specials[1] == null)
-                throw new UnmaskException($"{path}: post_processor.single is not the BERT template [CLS] $A [SEP].");
-            return (specials[0], specials[1]);
-        }
-        throw new UnmaskException($"{path}: post_processor type '{type}' is not supported (TemplateProcessing or BertProcessing).");
-    }
-
-    static JsonElement Require(JsonElement parent, string name, JsonValueKind kind, string path)
-    {
-        if (!parent.TryGetProperty(name, out var value) || value.ValueKind != kind)
-            throw new UnmaskException($"{path}: field '{name}' is missing or not a JSON {kind.ToString().ToLowerInvariant()}.");
-        return value;
-    }
-
-    static string? OptionalString(JsonElement parent, string name, string path)
-    {
-        if (!parent.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
-        if (value.ValueKind != JsonValueKind.String) throw new UnmaskException($"{path}: field '{name}' must be a string.");
-        return value.GetString();
-    }
-
-    static bool? OptionalBool(JsonElement parent, string name, string path)
-    {
-        if (!parent.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null) return null;
-        return value.ValueKind switch
-        {
-            JsonValueKind.True => true,
-            JsonValueKind.False => false,
-            _ => throw new UnmaskException($"{path}: field '{name}' must be true, false or null."),
-        };
-    }
-
-    static string? CheckVocabulary(IReadOnlyList<string> vocab, BertSpecialTokens specials, int maxInputCharsPerWord)
+    static string? CheckVocabulary(IReadOnlyList<string> vocab, BertSpecialTokens specials)
     {
         if (vocab.Count == 0) return "the vocabulary is empty.";
         for (int i = 0; i < vocab.Count; i++)
@@ -245,7 +89,6 @@ public sealed partial class WordPieceTokenizer
         foreach (var token in specials.All())
             if (string.IsNullOrEmpty(token)) return "a special token is empty.";
         if (!vocab.Contains(specials.Unk)) return $"the unknown token '{specials.Unk}' is not in the vocabulary.";
-        if (maxInputCharsPerWord <= 0) return "max_input_chars_per_word must be positive.";
         return null;
     }
 
@@ -271,12 +114,12 @@ public sealed partial class WordPieceTokenizer
         if (writeTokenizerJson) WriteAtomically(jsonPath, Json(WriteTokenizerJson));
         else if (File.Exists(jsonPath)) File.Delete(jsonPath);
         var addedPath = Path.Combine(directory, AddedTokensFile);
-        if (addedIds.Length > 0)
+        if (addedIds.Count > 0)
         {
             WriteAtomically(addedPath, Json(w =>
             {
                 w.WriteStartObject();
-                foreach (var id in addedIds) w.WriteNumber(idTokens[id], id);
+                foreach (var (token, id) in addedIds.OrderBy(a => a.Value)) w.WriteNumber(token, id);
                 w.WriteEndObject();
             }));
         }
@@ -287,12 +130,7 @@ public sealed partial class WordPieceTokenizer
     {
         // Keys sorted, as transformers writes them.
         w.WriteStartObject();
-        if (SpecialTokens.Additional is { Count: > 0 } additional)
-        {
-            w.WriteStartArray("additional_special_tokens");
-            foreach (var token in additional) w.WriteStringValue(token);
-            w.WriteEndArray();
-        }
+        WriteAdditionalSpecialTokens(w);
         w.WriteBoolean("clean_up_tokenization_spaces", CleanUpTokenizationSpaces);
         w.WriteString("cls_token", SpecialTokens.Cls);
         w.WriteBoolean("do_basic_tokenize", true);
@@ -313,18 +151,21 @@ public sealed partial class WordPieceTokenizer
     void WriteSpecialTokensMap(Utf8JsonWriter w)
     {
         w.WriteStartObject();
-        if (SpecialTokens.Additional is { Count: > 0 } additional)
-        {
-            w.WriteStartArray("additional_special_tokens");
-            foreach (var token in additional) w.WriteStringValue(token);
-            w.WriteEndArray();
-        }
+        WriteAdditionalSpecialTokens(w);
         w.WriteString("cls_token", SpecialTokens.Cls);
         w.WriteString("mask_token", SpecialTokens.Mask);
         w.WriteString("pad_token", SpecialTokens.Pad);
         w.WriteString("sep_token", SpecialTokens.Sep);
         w.WriteString("unk_token", SpecialTokens.Unk);
         w.WriteEndObject();
+    }
+
+    void WriteAdditionalSpecialTokens(Utf8JsonWriter w)
+    {
+        if (SpecialTokens.Additional is not { Count: > 0 } additional) return;
+        w.WriteStartArray("additional_special_tokens");
+        foreach (var token in additional) w.WriteStringValue(token);
+        w.WriteEndArray();
     }
 
     void WriteTokenizerJson(Utf8JsonWriter w)
@@ -334,10 +175,10 @@ public sealed partial class WordPieceTokenizer
         w.WriteNull("truncation");
         w.WriteNull("padding");
         w.WriteStartArray("added_tokens");
-        foreach (var token in SpecialTokens.All().OrderBy(t => tokenIds[t]))
+        foreach (var token in SpecialTokens.All().OrderBy(t => Id(t)))
         {
             w.WriteStartObject();
-            w.WriteNumber("id", tokenIds[token]);
+            w.WriteNumber("id", Id(token));
             w.WriteString("content", token);
             w.WriteBoolean("single_word", false);
             w.WriteBoolean("lstrip", false);
@@ -380,7 +221,7 @@ public sealed partial class WordPieceTokenizer
             w.WriteStartObject(token);
             w.WriteString("id", token);
             w.WriteStartArray("ids");
-            w.WriteNumberValue(tokenIds[token]);
+            w.WriteNumberValue(Id(token));
             w.WriteEndArray();
             w.WriteStartArray("tokens");
             w.WriteStringValue(token);
@@ -405,7 +246,7 @@ public sealed partial class WordPieceTokenizer
         for (int id = 0; id < vocab.Length; id++)
         {
             // A JSON object holds each token once: the id HF's vocabulary keeps for it.
-            if (tokenIds[vocab[id]] == id) w.WriteNumber(vocab[id], id);
+            if (Id(vocab[id]) == id) w.WriteNumber(vocab[id], id);
         }
         w.WriteEndObject();
         w.WriteEndObject();

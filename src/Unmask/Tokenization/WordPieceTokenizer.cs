@@ -1,5 +1,3 @@
-using System.Buffers;
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -8,35 +6,26 @@ namespace Unmask.Tokenization;
 /// <summary>
 /// BERT WordPiece tokenizer with the exact behaviour of Hugging Face's slow <c>BertTokenizer</c> (transformers
 /// 4.31): special tokens split off first (case-sensitive), BERT basic tokenization, greedy longest-match WordPiece.
-/// Thread-safe; instances are immutable apart from an internal word cache.
+/// Each token keeps the range of the text it came from. Thread-safe; instances are immutable apart from an internal
+/// word cache.
 /// </summary>
 public sealed partial class WordPieceTokenizer : ITokenizer
 {
     const string ContinuationPrefix = "##";
-    const int MaxCachedWords = 1 << 18;
 
     readonly string[] vocab;                       // vocab.txt lines, index = id
-    readonly int[] addedIds;                       // ids of special tokens missing from the vocabulary
     readonly string[] idTokens;                    // HF convert_ids_to_tokens, index = id
-    readonly Dictionary<string, int> tokenIds;     // vocabulary and added tokens
-    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> wordStarts;
-    readonly Dictionary<string, int>.AlternateLookup<ReadOnlySpan<char>> continuations; // keyed without "##"
-    readonly int longestWordStart, longestContinuation;
-    readonly HashSet<string> addedTokens;
+    readonly Dictionary<string, int> addedIds;     // special tokens missing from the vocabulary
+    readonly WordPieceModel model;
     readonly bool[] specialIds, continuationIds;
-    readonly string[] noSplitAlternation;          // the order HF's lowercasing regex tries special tokens in
-    readonly Dictionary<char, string[]> noSplitByFirstChar; // longest first, for the split on special tokens
-    readonly SearchValues<char> noSplitFirstChars;
-    readonly SearchValues<char> specialTokenTriggers;  // characters that are, or lowercase to, a special token's first
+    readonly SpecialTokenSplitter specialSplitter;
     readonly BasicTokenizer basic;
-    bool writesTokenizerJson = true;
-    readonly ConcurrentDictionary<string, int[]> wordCache = new(StringComparer.Ordinal);
-    readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> wordCacheLookup;
-    int cachedWordCount;
+    readonly PostProcessor postProcessor;
+    readonly WordCache<Piece[]> wordCache = new(1 << 18);
     [ThreadStatic] static CharBuffer? scratch;
+    bool writesTokenizerJson = true;
     string? fingerprint;
     SpecialTokenSet? specialTokenSet;
-    PipelineTokenizer? offsetTracker;
 
     /// <summary>
     /// A tokenizer over <paramref name="vocab"/> (id = index). Special tokens absent from the vocabulary are added
@@ -48,49 +37,29 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     {
         ArgumentNullException.ThrowIfNull(vocab);
         var specials = specialTokens ?? new BertSpecialTokens();
-        var problem = CheckVocabulary(vocab, specials, 100);
+        var problem = CheckVocabulary(vocab, specials);
         if (problem != null) throw new ArgumentException(problem, nameof(vocab));
         return new WordPieceTokenizer(vocab.ToArray(), normalization ?? new BertNormalizationOptions(), specials,
-            modelMaxLength, cleanUpTokenizationSpaces, 100);
+            modelMaxLength, cleanUpTokenizationSpaces);
     }
 
     WordPieceTokenizer(string[] vocab, BertNormalizationOptions normalization, BertSpecialTokens specials,
-        int? modelMaxLength, bool cleanUp, int maxInputCharsPerWord)
+        int? modelMaxLength, bool cleanUp)
     {
         this.vocab = vocab;
         Normalization = normalization;
         SpecialTokens = specials;
         ModelMaxLength = modelMaxLength;
         CleanUpTokenizationSpaces = cleanUp;
-        MaxInputCharsPerWord = maxInputCharsPerWord;
 
         // Later duplicates win, as in HF's dict-based vocabulary.
-        var vocabIds = new Dictionary<string, int>(vocab.Length, StringComparer.Ordinal);
-        var continuationIdsByRest = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int id = 0; id < vocab.Length; id++)
-        {
-            var token = vocab[id];
-            vocabIds[token] = id;
-            longestWordStart = Math.Max(longestWordStart, token.Length);
-            if (token.StartsWith(ContinuationPrefix, StringComparison.Ordinal))
-            {
-                continuationIdsByRest[token[ContinuationPrefix.Length..]] = id;
-                longestContinuation = Math.Max(longestContinuation, token.Length - ContinuationPrefix.Length);
-            }
-        }
-        wordStarts = vocabIds.GetAlternateLookup<ReadOnlySpan<char>>();
-        continuations = continuationIdsByRest.GetAlternateLookup<ReadOnlySpan<char>>();
+        var vocabulary = new Vocabulary(vocab.Select((token, id) => KeyValuePair.Create(token, id)));
+        model = new WordPieceModel(vocabulary, specials.Unk, ContinuationPrefix, MaxInputCharsPerWord);
 
         var allSpecial = specials.All();
-        tokenIds = new Dictionary<string, int>(vocabIds, StringComparer.Ordinal);
-        var added = allSpecial.Where(t => !vocabIds.ContainsKey(t)).ToArray();
-        addedTokens = new HashSet<string>(added, StringComparer.Ordinal);
-        addedIds = new int[added.Length];
-        for (int i = 0; i < added.Length; i++)
-        {
-            addedIds[i] = vocab.Length + i;
-            tokenIds[added[i]] = addedIds[i];
-        }
+        var added = allSpecial.Where(t => vocabulary[t] == null).ToArray();
+        addedIds = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < added.Length; i++) addedIds[added[i]] = vocab.Length + i;
         VocabSize = vocab.Length + added.Length;
 
         idTokens = new string[VocabSize];
@@ -98,31 +67,28 @@ public sealed partial class WordPieceTokenizer : ITokenizer
         for (int id = 0; id < vocab.Length; id++)
         {
             // An id shadowed by a later duplicate has no token in HF's ids_to_tokens and decodes as the unknown token.
-            idTokens[id] = vocabIds[vocab[id]] == id ? vocab[id] : specials.Unk;
+            idTokens[id] = vocabulary[vocab[id]] == id ? vocab[id] : specials.Unk;
             continuationIds[id] = vocab[id].Length > ContinuationPrefix.Length
                 && vocab[id].StartsWith(ContinuationPrefix, StringComparison.Ordinal);
         }
-        for (int i = 0; i < added.Length; i++) idTokens[addedIds[i]] = added[i];
+        foreach (var (token, id) in addedIds) idTokens[id] = token;
 
         specialIds = new bool[VocabSize];
-        foreach (var t in allSpecial) specialIds[tokenIds[t]] = true;
+        foreach (var t in allSpecial) specialIds[Id(t)] = true;
         for (int id = 0; id < VocabSize; id++) continuationIds[id] &= !specialIds[id];
 
-        UnkId = tokenIds[specials.Unk];
-        ClsId = tokenIds[specials.Cls];
-        SepId = tokenIds[specials.Sep];
-        PadId = tokenIds[specials.Pad];
-        MaskId = tokenIds[specials.Mask];
+        UnkId = Id(specials.Unk);
+        ClsId = Id(specials.Cls);
+        SepId = Id(specials.Sep);
+        PadId = Id(specials.Pad);
+        MaskId = Id(specials.Mask);
 
-        var noSplit = allSpecial.Where(t => t.Length > 0).ToArray();
-        noSplitAlternation = noSplit.OrderBy(t => t, CodePointComparer.Instance).Concat(noSplit).ToArray();
-        noSplitByFirstChar = noSplit.GroupBy(t => t[0])
-            .ToDictionary(g => g.Key, g => g.OrderByDescending(t => t.Length).ToArray());
-        noSplitFirstChars = SearchValues.Create(noSplitByFirstChar.Keys.ToArray());
-        specialTokenTriggers = SearchValues.Create(TriggerChars(noSplitByFirstChar.Keys, normalization.LowerCase));
+        specialSplitter = new SpecialTokenSplitter(allSpecial, normalization.LowerCase);
         basic = new BasicTokenizer(normalization, new HashSet<string>(allSpecial, StringComparer.Ordinal));
-        wordCacheLookup = wordCache.GetAlternateLookup<ReadOnlySpan<char>>();
+        postProcessor = PostProcessor.Bert(specials.Cls, ClsId, specials.Sep, SepId);
     }
+
+    int Id(string token) => TokenToId(token)!.Value;
 
     public BertNormalizationOptions Normalization { get; }
     public BertSpecialTokens SpecialTokens { get; }
@@ -133,8 +99,8 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     /// <summary>HF <c>clean_up_tokenization_spaces</c>, applied by <see cref="Decode"/>.</summary>
     public bool CleanUpTokenizationSpaces { get; }
 
-    /// <summary>Words longer than this many code points become the unknown token (100 in BERT).</summary>
-    public int MaxInputCharsPerWord { get; }
+    /// <summary>Words longer than this many code points become the unknown token (100 in BERT, as vocab.txt cannot say otherwise).</summary>
+    public int MaxInputCharsPerWord => 100;
 
     /// <summary>The vocabulary as in vocab.txt (id = index), without added tokens.</summary>
     public IReadOnlyList<string> Vocabulary => vocab;
@@ -156,9 +122,9 @@ public sealed partial class WordPieceTokenizer : ITokenizer
 
     public SpecialTokenSet Specials => specialTokenSet ??= new SpecialTokenSet(SpecialTokens.Unk, SpecialTokens.Cls,
         SpecialTokens.Sep, SpecialTokens.Pad, SpecialTokens.Mask, null, null, SpecialTokens.Additional ?? [],
-        SpecialTokens.All().Select(t => tokenIds[t]).Distinct().ToArray());
+        SpecialTokens.All().Select(Id).Distinct().ToArray());
 
-    public int? TokenToId(string token) => tokenIds.TryGetValue(token, out var id) ? id : null;
+    public int? TokenToId(string token) => addedIds.TryGetValue(token, out var id) ? id : model.TokenToId(token);
 
     public string IdToToken(int id)
     {
@@ -178,110 +144,95 @@ public sealed partial class WordPieceTokenizer : ITokenizer
     public IReadOnlyList<string> Tokenize(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var ids = new List<int>();
-        AppendIds(text, ids);
-        return ids.Select(id => idTokens[id]).ToArray();
+        return EncodeSequence(text, 0).Select(t => t.Token).ToArray();
     }
 
     public TokenizedText Encode(string text, string? pair = null, bool addSpecialTokens = true, int? maxLength = null)
     {
         ArgumentNullException.ThrowIfNull(text);
-        var first = new List<int>();
-        AppendIds(text, first);
-        List<int>? second = null;
-        if (pair != null)
-        {
-            second = [];
-            AppendIds(pair, second);
-        }
-        int specialCount = addSpecialTokens ? (second == null ? 2 : 3) : 0;
-        if (maxLength is int max)
-        {
-            int least = specialCount + (second == null ? 1 : 0);
-            if (max < least)
-                throw new ArgumentOutOfRangeException(nameof(maxLength), max,
-                    $"maxLength must be at least {least} to leave room for the special tokens.");
-            Truncate(first, second, first.Count + (second?.Count ?? 0) + specialCount - max);
-        }
+        var a = EncodeSequence(text, 0);
+        var b = pair == null ? null : EncodeSequence(pair, 1);
+        // Unlike transformers, the pair keeps type id 1 without special tokens: the behaviour this class always had.
+        return EncodingAssembly.Assemble(a, b, postProcessor, addSpecialTokens, maxLength,
+            slowTruncation: true, templateTypes: true, ReturnsTokenTypeIds);
+    }
 
-        int length = first.Count + (second?.Count ?? 0) + specialCount;
-        var ids = new int[length];
-        var types = new int[length];
-        var specialMask = new bool[length];
-        int n = 0;
-        if (addSpecialTokens) { specialMask[n] = true; ids[n++] = ClsId; }
-        foreach (var id in first) ids[n++] = id;
-        if (addSpecialTokens) { specialMask[n] = true; ids[n++] = SepId; }
-        if (second != null)
+    /// <summary>One piece of a whitespace token: its id, range in the token and word (punctuation split) among the token's.</summary>
+    readonly record struct Piece(int Id, int Start, int End, int Word);
+
+    List<EncodedToken> EncodeSequence(string text, int sequence)
+    {
+        var tokens = new List<EncodedToken>();
+        var buffer = scratch ??= new CharBuffer();
+        int word = 0;
+        if (!specialSplitter.MayOccurIn(text))
         {
-            int secondStart = n;
-            foreach (var id in second) ids[n++] = id;
-            if (addSpecialTokens) { specialMask[n] = true; ids[n++] = SepId; }
-            if (ReturnsTokenTypeIds) types.AsSpan(secondStart).Fill(1);
+            // No special token can occur, not even after lowercasing: cleaning lowercases on the way.
+            AppendSegment(text, Normalization.LowerCase, null, 0, buffer, sequence, ref word, tokens);
+            return tokens;
         }
-        var tokens = new string[length];
-        for (int i = 0; i < length; i++) tokens[i] = idTokens[ids[i]];
-        // Within a word every piece after the first is a continuation, and every word starts with a piece that is not.
-        var wordIds = new int?[length];
-        var sequenceIds = new int?[length];
-        int firstStart = addSpecialTokens ? 1 : 0;
-        MarkWords(firstStart, first.Count, 0);
-        if (second != null) MarkWords(firstStart + first.Count + (addSpecialTokens ? 1 : 0), second.Count, 1);
-        void MarkWords(int start, int count, int sequence)
+        var lowered = Normalization.LowerCase ? specialSplitter.LowerOutside(text) : AlignedText.Original(text);
+        int start = 0;
+        foreach (var (at, special) in specialSplitter.Find(lowered.Text))
         {
-            int word = -1;
-            for (int i = start; i < start + count; i++)
+            AppendSegment(lowered.Text.AsSpan(start, at - start), false, lowered, start, buffer, sequence, ref word, tokens);
+            var (s, e) = lowered.Span(at, at + special.Length);
+            int id = Id(special);
+            tokens.Add(new EncodedToken(id, idTokens[id], s, e, word++, sequence, 0, false));
+            start = at + special.Length;
+        }
+        AppendSegment(lowered.Text.AsSpan(start), false, lowered, start, buffer, sequence, ref word, tokens);
+        return tokens;
+    }
+
+    // A stretch of text between special tokens; lowered, when not null, maps its positions (from offset) to the text.
+    void AppendSegment(ReadOnlySpan<char> segment, bool lower, AlignedText? lowered, int offset, CharBuffer buffer,
+        int sequence, ref int word, List<EncodedToken> tokens)
+    {
+        if (segment.IsEmpty) return;
+        var cleaned = basic.Clean(segment, lower, buffer);
+        int pos = 0;
+        while (BasicTokenizer.NextToken(cleaned, ref pos, out var range))
+        {
+            int tokenStart = range.Start.Value;
+            var token = cleaned[range];
+            if (!wordCache.TryGet(token, out var pieces))
             {
-                if (!continuationIds[ids[i]] || word < 0) word++;
-                wordIds[i] = word;
-                sequenceIds[i] = sequence;
+                var tokenText = token.ToString();
+                pieces = PiecesOf(tokenText);
+                wordCache.Add(tokenText, pieces);
+            }
+            foreach (var piece in pieces)
+            {
+                var (s, e) = buffer.Source(tokenStart + piece.Start, tokenStart + piece.End);
+                (s, e) = lowered == null ? (offset + s, offset + e) : lowered.Span(offset + s, offset + e);
+                tokens.Add(new EncodedToken(piece.Id, idTokens[piece.Id], s, e, word + piece.Word, sequence, 0, false));
+            }
+            if (pieces.Length > 0) word += pieces[^1].Word + 1;
+        }
+    }
+
+    Piece[] PiecesOf(string token)
+    {
+        var normalized = basic.NormalizeWord(token);
+        var alignment = normalized == token ? default : TextAlignment.Align(token, normalized, basic.NormalizeWord);
+        var words = new List<Range>();
+        basic.SplitOnPunctuation(normalized, words);
+        var pieces = new List<Piece>();
+        var found = new List<ModelToken>();
+        for (int w = 0; w < words.Count; w++)
+        {
+            var (wordStart, wordLength) = words[w].GetOffsetAndLength(normalized.Length);
+            found.Clear();
+            model.Tokenize(normalized.Substring(wordStart, wordLength), found);
+            foreach (var p in found)
+            {
+                int s = wordStart + p.Start, e = wordStart + p.End;
+                if (alignment.Starts != null) (s, e) = (alignment.Starts[s], alignment.Ends[e - 1]);
+                pieces.Add(new Piece(p.Id, s, e, w));
             }
         }
-        return new TokenizedText(ids, tokens, types, specialMask)
-        {
-            WordIds = wordIds,
-            SequenceIds = sequenceIds,
-            OffsetsSource = () => OffsetsOf(ids, text, pair, addSpecialTokens, maxLength),
-        };
-    }
-
-    // The fast BERT pipeline tracks offsets through normalisation; it gives the same ids except where only the slow
-    // tokenizer's extra steps (NFC, lowercasing before special tokens are split off) matter.
-    TokenOffset[]? OffsetsOf(int[] ids, string text, string? pair, bool addSpecialTokens, int? maxLength)
-    {
-        var tracker = offsetTracker ??= new PipelineTokenizer(new PipelineSettings
-        {
-            Normalizer = new BertNormalizer(true, Normalization.TokenizeChineseChars, Normalization.StripAccents, Normalization.LowerCase),
-            PreTokenizer = new BertPreTokenizer(),
-            Model = new WordPieceModel(new Vocabulary(Enumerable.Range(0, VocabSize)
-                    .Where(id => tokenIds[idTokens[id]] == id).Select(id => KeyValuePair.Create(idTokens[id], id))),
-                SpecialTokens.Unk, ContinuationPrefix, MaxInputCharsPerWord),
-            PostProcessor = PostProcessor.Bert(SpecialTokens.Cls, ClsId, SpecialTokens.Sep, SepId),
-            AddedTokens = SpecialTokens.All().Select(t => new AddedToken(t, tokenIds[t], true)).ToArray(),
-            Slow = true,
-            Specials = Specials,
-            IsContinuationToken = _ => false,
-            Fingerprint = Fingerprint,
-        });
-        var tracked = tracker.Encode(text, pair, addSpecialTokens, maxLength);
-        return tracked.InputIds.AsSpan().SequenceEqual(ids) ? tracked.Offsets : null;
-    }
-
-    // HF "longest_first": a single text loses its tail; of a pair, the longer part loses one token at a time (the
-    // second one on ties).
-    static void Truncate(List<int> first, List<int>? second, int remove)
-    {
-        if (remove <= 0) return;
-        if (second == null)
-        {
-            first.RemoveRange(first.Count - remove, remove);
-            return;
-        }
-        for (int i = 0; i < remove; i++)
-        {
-            if (first.Count > second.Count) first.RemoveAt(first.Count - 1);
-            else if (second.Count > 0) second.RemoveAt(second.Count - 1);
-        }
+        return pieces.ToArray();
     }
 
     public string Decode(IReadOnlyList<int> ids, bool skipSpecialTokens = false)
@@ -294,7 +245,7 @@ public sealed partial class WordPieceTokenizer : ITokenizer
         {
             var token = IdToToken(id);
             if (skipSpecialTokens && specialIds[id]) continue;
-            if (addedTokens.Contains(token))
+            if (addedIds.ContainsKey(token))
             {
                 if (run.Count > 0) parts.Add(JoinPieces(run));
                 run.Clear();
@@ -304,7 +255,7 @@ public sealed partial class WordPieceTokenizer : ITokenizer
         }
         if (run.Count > 0) parts.Add(JoinPieces(run));
         var text = string.Join(' ', parts);
-        return CleanUpTokenizationSpaces ? CleanUpTokenization(text) : text;
+        return CleanUpTokenizationSpaces ? CleanUp.Transformers(text) : text;
     }
 
     static string JoinPieces(List<string> tokens) =>
@@ -318,16 +269,9 @@ public sealed partial class WordPieceTokenizer : ITokenizer
         return s[start..end];
     }
 
-    /// <summary>HF <c>clean_up_tokenization</c>: removes the space before punctuation and English contractions.</summary>
-    static string CleanUpTokenization(string s) => s
-        .Replace(" .", ".", StringComparison.Ordinal).Replace(" ?", "?", StringComparison.Ordinal)
-        .Replace(" !", "!", StringComparison.Ordinal).Replace(" ,", ",", StringComparison.Ordinal)
-        .Replace(" ' ", "'", StringComparison.Ordinal).Replace(" n't", "n't", StringComparison.Ordinal)
-        .Replace(" 'm", "'m", StringComparison.Ordinal).Replace(" 's", "'s", StringComparison.Ordinal)
-        .Replace(" 've", "'ve", StringComparison.Ordinal).Replace(" 're", "'re", StringComparison.Ordinal);
-
     public string Fingerprint => fingerprint ??= ComputeFingerprint();
 
+    // Token stores cache encodings under this value: what goes into it, and how, must not change.
     string ComputeFingerprint()
     {
         var sb = new StringBuilder();
@@ -338,179 +282,5 @@ public sealed partial class WordPieceTokenizer : ITokenizer
         sb.Append($"unk={SpecialTokens.Unk}\u0001sep={SpecialTokens.Sep}\u0001pad={SpecialTokens.Pad}\u0001cls={SpecialTokens.Cls}\u0001mask={SpecialTokens.Mask}\n");
         foreach (var token in vocab) sb.Append(token).Append('\n');
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())));
-    }
-
-    void AppendIds(string text, List<int> ids)
-    {
-        var buffer = scratch ??= new CharBuffer();
-        if (text.AsSpan().IndexOfAny(specialTokenTriggers) < 0)
-        {
-            // No special token can occur, not even after lowercasing: one pass does it all.
-            AppendSegmentIds(text, Normalization.LowerCase, buffer, ids);
-            return;
-        }
-        // 1. Lowercase everything except special tokens, one code point at a time.
-        string lowered = Normalization.LowerCase ? LowerOutsideSpecialTokens(text) : text;
-        // 2. Split on special tokens (leftmost, longest), which are kept whole.
-        var rest = lowered.AsSpan();
-        int segmentStart = 0;
-        int i = 0;
-        while (true)
-        {
-            int hit = rest[i..].IndexOfAny(noSplitFirstChars);
-            if (hit < 0) break;
-            i += hit;
-            var match = MatchSpecial(rest, i, longest: true);
-            if (match == null)
-            {
-                i++;
-                continue;
-            }
-            AppendSegmentIds(rest[segmentStart..i], false, buffer, ids);
-            ids.Add(tokenIds[match]);
-            i += match.Length;
-            segmentStart = i;
-        }
-        AppendSegmentIds(rest[segmentStart..], false, buffer, ids);
-    }
-
-    string LowerOutsideSpecialTokens(string text)
-    {
-        var span = text.AsSpan();
-        if (span.IndexOfAny(noSplitFirstChars) < 0) return BasicTokenizer.LowerPerCodePoint(text);
-        var sb = new StringBuilder(text.Length);
-        int start = 0;
-        int i = 0;
-        while (true)
-        {
-            int hit = span[i..].IndexOfAny(noSplitFirstChars);
-            if (hit < 0) break;
-            i += hit;
-            var match = MatchSpecial(span, i, longest: false);
-            if (match == null)
-            {
-                i++;
-                continue;
-            }
-            BasicTokenizer.AppendLower(sb, span[start..i]);
-            sb.Append(match);
-            i += match.Length;
-            start = i;
-        }
-        BasicTokenizer.AppendLower(sb, span[start..]);
-        return sb.ToString();
-    }
-
-    // HF lowercases with a regex that tries the special tokens in a fixed order (first match wins), but splits with
-    // a trie (longest match wins).
-    string? MatchSpecial(ReadOnlySpan<char> text, int at, bool longest)
-    {
-        var candidates = longest ? noSplitByFirstChar[text[at]] : noSplitAlternation;
-        foreach (var token in candidates)
-            if (text[at..].StartsWith(token, StringComparison.Ordinal)) return token;
-        return null;
-    }
-
-    void AppendSegmentIds(ReadOnlySpan<char> segment, bool lower, CharBuffer buffer, List<int> ids)
-    {
-        if (segment.IsEmpty) return;
-        var cleaned = basic.Clean(segment, lower, buffer);
-        List<string>? words = null;
-        int pos = 0;
-        while (BasicTokenizer.NextToken(cleaned, ref pos, out var range))
-        {
-            var token = cleaned[range];
-            if (!wordCacheLookup.TryGetValue(token, out var cached))
-            {
-                words ??= [];
-                words.Clear();
-                var tokenText = token.ToString();
-                basic.SplitWord(tokenText, words);
-                var pieceIds = new List<int>();
-                foreach (var word in words) AppendWordPieces(word, pieceIds);
-                cached = pieceIds.ToArray();
-                if (Interlocked.Increment(ref cachedWordCount) > MaxCachedWords)
-                {
-                    wordCache.Clear();
-                    Interlocked.Exchange(ref cachedWordCount, 0);
-                }
-                wordCache.TryAdd(tokenText, cached);
-            }
-            ids.AddRange(cached);
-        }
-    }
-
-    void AppendWordPieces(string word, List<int> ids)
-    {
-        if (word.Length > MaxInputCharsPerWord && PythonUnicode.CountCodePoints(word) > MaxInputCharsPerWord)
-        {
-            ids.Add(UnkId);
-            return;
-        }
-        int mark = ids.Count;
-        int start = 0;
-        while (start < word.Length)
-        {
-            var lookup = start == 0 ? wordStarts : continuations;
-            int end = Math.Min(word.Length, start + (start == 0 ? longestWordStart : longestContinuation));
-            int found = -1;
-            for (; end > start; end--)
-            {
-                // Never cut a surrogate pair: HF works on code points.
-                if (end < word.Length && char.IsLowSurrogate(word[end]) && char.IsHighSurrogate(word[end - 1])) continue;
-                if (lookup.TryGetValue(word.AsSpan(start, end - start), out var id))
-                {
-                    found = id;
-                    break;
-                }
-            }
-            if (found < 0)
-            {
-                ids.RemoveRange(mark, ids.Count - mark);
-                ids.Add(UnkId);
-                return;
-            }
-            ids.Add(found);
-            start = end;
-        }
-    }
-
-    static char[] TriggerChars(IEnumerable<char> firstChars, bool lowerCase)
-    {
-        var first = new HashSet<char>(firstChars);
-        var triggers = new HashSet<char>(first);
-        if (lowerCase)
-        {
-            for (int c = 0; c < 0x10000; c++)
-            {
-                if (char.IsSurrogate((char)c)) continue;
-                int lowered = c == 0x130 ? 'i' : PythonUnicode.LowerSingle(c);
-                if (lowered < 0x10000 && first.Contains((char)lowered)) triggers.Add((char)c);
-            }
-            // Astral characters lowercase to astral ones: any high surrogate may start such a special token.
-            if (first.Any(char.IsHighSurrogate))
-                for (int c = 0xD800; c < 0xDC00; c++) triggers.Add((char)c);
-        }
-        return triggers.ToArray();
-    }
-
-    /// <summary>Python's string order (by code point), which differs from UTF-16 order above the surrogates.</summary>
-    sealed class CodePointComparer : IComparer<string>
-    {
-        public static readonly CodePointComparer Instance = new();
-
-        public int Compare(string? x, string? y)
-        {
-            if (x == null || y == null) return string.CompareOrdinal(x, y);
-            int i = 0, j = 0;
-            while (i < x.Length && j < y.Length)
-            {
-                int a = PythonUnicode.CodePointAt(x, i, out int la), b = PythonUnicode.CodePointAt(y, j, out int lb);
-                if (a != b) return a.CompareTo(b);
-                i += la;
-                j += lb;
-            }
-            return (x.Length - i).CompareTo(y.Length - j);
-        }
     }
 }
