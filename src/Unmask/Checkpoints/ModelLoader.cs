@@ -127,19 +127,12 @@ public static class ModelLoader
         }
         catch (UnmaskException)
         {
-            var modelType = ReadModelType(configPath);
+            var modelType = ModelFamilies.ReadModelType(configPath);
             if (modelType is null || !SupportedArchitectures.Values.Contains(modelType)) throw;
             return (null, modelType);
         }
     }
 
-    static string? ReadModelType(string configPath)
-    {
-        using var document = JsonDocument.Parse(File.ReadAllBytes(configPath),
-            new JsonDocumentOptions { AllowTrailingCommas = true, CommentHandling = JsonCommentHandling.Skip });
-        return document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("model_type", out var type)
-            && type.ValueKind == JsonValueKind.String ? type.GetString() : null;
-    }
 
     // A config without model_type reads as BERT's default; the architecture decides the family instead.
     static BertConfig CheckedBertConfig(string configPath, string architecture, string modelType)

@@ -94,34 +94,15 @@ internal sealed class BertSelfAttention : nn.Module, IComputeDtypeAware
     }
 }
 
-/// <summary>Projection of the attention result, dropout, residual connection and post-LayerNorm.</summary>
-internal sealed class BertSelfOutput : nn.Module
-{
-    [ComponentName(Name = "dense")] readonly Linear dense;
-    [ComponentName(Name = "LayerNorm")] readonly LayerNorm layerNorm;
-    readonly double dropout;
-
-    public BertSelfOutput(BertConfig c) : base(nameof(BertSelfOutput))
-    {
-        dense = new Linear(c.HiddenSize, c.HiddenSize, c.InitializerRange);
-        layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
-        dropout = c.HiddenDropoutProb;
-        RegisterComponents();
-    }
-
-    public Tensor forward(Tensor hidden, Tensor residual) =>
-        layerNorm.forward(F.dropout(dense.forward(hidden), dropout, training) + residual);
-}
-
 internal sealed class BertAttention : nn.Module
 {
     [ComponentName(Name = "self")] readonly BertSelfAttention self;
-    [ComponentName(Name = "output")] readonly BertSelfOutput output;
+    [ComponentName(Name = "output")] readonly BertOutput output;
 
     public BertAttention(BertConfig c) : base(nameof(BertAttention))
     {
         self = new BertSelfAttention(c);
-        output = new BertSelfOutput(c);
+        output = new BertOutput(c, c.HiddenSize);
         RegisterComponents();
     }
 
@@ -146,23 +127,26 @@ internal sealed class BertIntermediate : nn.Module
     public Tensor forward(Tensor hidden) => activation(dense.forward(hidden));
 }
 
-/// <summary>The feed-forward contraction back to hidden_size, dropout, residual and post-LayerNorm.</summary>
+/// <summary>
+/// Projection back to hidden_size, dropout, residual connection and post-LayerNorm: HF's BertSelfOutput after the
+/// attention (from hidden_size) and BertOutput after the feed-forward (from intermediate_size) are this one module.
+/// </summary>
 internal sealed class BertOutput : nn.Module
 {
     [ComponentName(Name = "dense")] readonly Linear dense;
     [ComponentName(Name = "LayerNorm")] readonly LayerNorm layerNorm;
     readonly double dropout;
 
-    public BertOutput(BertConfig c) : base(nameof(BertOutput))
+    public BertOutput(BertConfig c, int inputSize) : base(nameof(BertOutput))
     {
-        dense = new Linear(c.IntermediateSize, c.HiddenSize, c.InitializerRange);
+        dense = new Linear(inputSize, c.HiddenSize, c.InitializerRange);
         layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
         dropout = c.HiddenDropoutProb;
         RegisterComponents();
     }
 
-    public Tensor forward(Tensor intermediate, Tensor residual) =>
-        layerNorm.forward(F.dropout(dense.forward(intermediate), dropout, training) + residual);
+    public Tensor forward(Tensor input, Tensor residual) =>
+        layerNorm.forward(F.dropout(dense.forward(input), dropout, training) + residual);
 }
 
 internal sealed class BertLayer : nn.Module
@@ -175,7 +159,7 @@ internal sealed class BertLayer : nn.Module
     {
         attention = new BertAttention(c);
         intermediate = new BertIntermediate(c);
-        output = new BertOutput(c);
+        output = new BertOutput(c, c.IntermediateSize);
         RegisterComponents();
     }
 

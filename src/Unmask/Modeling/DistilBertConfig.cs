@@ -25,6 +25,12 @@ public sealed record DistilBertConfig : IHfConfig
     [JsonPropertyName("transformers_version")] public string TransformersVersion { get; init; } = "4.31.0";
     [JsonExtensionData] public Dictionary<string, JsonElement>? ExtraFields { get; init; }
 
+    int IHfConfig.HiddenSize => Dim;
+    int IHfConfig.IntermediateSize => HiddenDim;
+    [JsonIgnore] public int MaxSequenceLength => MaxPositionEmbeddings;
+
+    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+
     /// <summary>DistilBERT's modeling code fixes every LayerNorm's eps; config.json does not carry it.</summary>
     internal const double LayerNormEps = 1e-12;
 

@@ -28,6 +28,10 @@ public sealed record ElectraConfig : IHfConfig
     [JsonPropertyName("transformers_version")] public string TransformersVersion { get; init; } = "4.31.0";
     [JsonExtensionData] public Dictionary<string, JsonElement>? ExtraFields { get; init; }
 
+    [JsonIgnore] public int MaxSequenceLength => MaxPositionEmbeddings;
+
+    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+
     public static ElectraConfig Load(string path)
     {
         var config = HfConfigJson.Load<ElectraConfig>(path, "ELECTRA");

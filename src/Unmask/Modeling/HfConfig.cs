@@ -11,6 +11,18 @@ public interface IHfConfig
     int VocabSize { get; }
     int? PadTokenId { get; }
 
+    /// <summary>Width of the residual stream (DistilBERT's dim).</summary>
+    int HiddenSize { get; }
+
+    /// <summary>Width of the feed-forward block (DistilBERT's hidden_dim).</summary>
+    int IntermediateSize { get; }
+
+    /// <summary>The longest input the position embeddings take (less RoBERTa's padding offset).</summary>
+    int MaxSequenceLength { get; }
+
+    /// <summary>The same config for another vocabulary (a tokenizer trained for pretraining).</summary>
+    IHfConfig WithVocabSize(int vocabSize);
+
     /// <summary>Writes config.json with keys sorted, as HF's save_pretrained does.</summary>
     void Save(string path);
 }

@@ -38,6 +38,10 @@ public sealed record ModernBertConfig : IHfConfig
     [JsonPropertyName("transformers_version")] public string TransformersVersion { get; init; } = "4.48.0";
     [JsonExtensionData] public Dictionary<string, JsonElement>? ExtraFields { get; init; }
 
+    [JsonIgnore] public int MaxSequenceLength => MaxPositionEmbeddings;
+
+    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+
     [JsonIgnore] internal int HeadDim => HiddenSize / NumAttentionHeads;
 
     public static ModernBertConfig Load(string path)
