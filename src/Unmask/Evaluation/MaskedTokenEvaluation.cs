@@ -38,7 +38,7 @@ public static class MaskedTokenEvaluation
     {
         var rng = new Random(seed);
         var sequences = packers.SelectMany(p => Indices(p.Count).Select(i => (Packer: p, Index: i)));
-        foreach (var chunk in sequences.Take(checked((int)Math.Min(maxSequences, int.MaxValue))).Chunk(batchSize))
+        foreach (var chunk in sequences.Take((int)Math.Min(maxSequences, int.MaxValue)).Chunk(batchSize))
         {
             var ids = new long[chunk.Length * seqLength];
             for (int b = 0; b < chunk.Length; b++) chunk[b].Packer.CopySequence(chunk[b].Index, ids.AsSpan(b * seqLength, seqLength));
