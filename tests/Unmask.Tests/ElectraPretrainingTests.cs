@@ -101,9 +101,9 @@ public class ElectraPretrainingTests : IDisposable
         trained.SetTraining(false);
         var tokenizer = WordPieceTrainer.Train(["the cat sat on the mat", "a dog ran"], new WordPieceTrainerOptions(VocabSize: 60, MinFrequency: 1));
         using var optimizer = new AdamW(AdamW.DecayGroups(trained.Parameters, 0.01));
-        var folder = Path.Combine(_dir.FullName, "checkpoint-3");
         var state = new TrainerState(new PretrainOptions { Output = _dir.FullName, Objective = ObjectiveKind.Electra }, 3, 300, TimeSpan.FromSeconds(2), new BatcherPosition(0, 3));
-        CheckpointWriter.Save(folder, trained.Folders, tokenizer, state, optimizer);
+        var folder = CheckpointWriter.SaveCheckpoint(_dir.FullName, trained.Folders, tokenizer, state, optimizer);
+        Assert.Equal(Path.Combine(_dir.FullName, "checkpoint-3"), folder);
 
         Assert.True(File.Exists(Path.Combine(folder, TrainerState.FileName)));
         Assert.True(File.Exists(Path.Combine(folder, TrainerState.OptimizerFileName)));

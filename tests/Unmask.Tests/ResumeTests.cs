@@ -13,9 +13,12 @@ public class ResumeTests : IDisposable
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    PretrainOptions Options(string name, ObjectiveKind objective)
+    PretrainOptions Options(string name, ObjectiveKind objective) => TinyOptions(_dir.FullName, name, objective);
+
+    /// <summary>A run of 8 steps on tiny models, fast enough to repeat many times.</summary>
+    internal static PretrainOptions TinyOptions(string dir, string name, ObjectiveKind objective)
     {
-        var config = Path.Combine(_dir.FullName, "config.json");
+        var config = Path.Combine(dir, "config.json");
         File.WriteAllText(config, """
             {"vocab_size": 1000, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
              "max_position_embeddings": 64, "model_type": "bert"}
@@ -23,7 +26,7 @@ public class ResumeTests : IDisposable
         return new PretrainOptions
         {
             Corpus = Path.Combine(SharedFixtures.Gutenberg, "extra", "alice_in_wonderland.txt.gz"),
-            Output = Path.Combine(_dir.FullName, name),
+            Output = Path.Combine(dir, name),
             ConfigPath = config,
             Objective = objective,
             MaxSteps = 8,
@@ -38,10 +41,10 @@ public class ResumeTests : IDisposable
         };
     }
 
-    static double[] TrainLosses(string run) =>
+    internal static double[] TrainLosses(string run) =>
         MetricsLog.Read(Path.Combine(run, "metrics.jsonl")).Where(r => r.Split == "train").OrderBy(r => r.Step).Select(r => r.Values["loss"]).ToArray();
 
-    static IReadOnlyDictionary<string, double> FinalValidation(string run) =>
+    internal static IReadOnlyDictionary<string, double> FinalValidation(string run) =>
         MetricsLog.Read(Path.Combine(run, "metrics.jsonl")).Where(r => r.Split == "validation").MaxBy(r => r.Step)!.Values;
 
     [Theory]
@@ -66,18 +69,54 @@ public class ResumeTests : IDisposable
 
         var second = Pretrainer.Resume(first.OutputDirectory);
         Assert.Equal(8, second.Steps);
-        var expected = TrainLosses(straight.OutputDirectory);
-        var actual = TrainLosses(second.OutputDirectory);
-        Assert.Equal(8, expected.Length);
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-6, $"step {i + 1}: {expected[i]} vs {actual[i]}");
-        Assert.Equal(straight.Validation.Loss, second.Validation.Loss, 6);
-        // The objective's own validation metrics (MDLM's ELBO, ELECTRA's replaced-token detection) repeat too.
-        var finalStraight = FinalValidation(straight.OutputDirectory);
-        var finalResumed = FinalValidation(second.OutputDirectory);
-        Assert.Equal(finalStraight.Keys.Order(), finalResumed.Keys.Order());
-        foreach (var (name, value) in finalStraight) Assert.True(Math.Abs(value - finalResumed[name]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{name}: {value} vs {finalResumed[name]}");
+        AssertRepeats(straight, second);
         Assert.True(File.Exists(Path.Combine(second.OutputDirectory, "loss.png")));
         Assert.True(File.Exists(Path.Combine(second.OutputDirectory, model)));
+    }
+
+    /// <summary>
+    /// The precision auto picks is part of the run: a resumed run computes in it even where the probe now answers
+    /// otherwise, and does not probe again.
+    /// </summary>
+    [Fact]
+    public void ResumedAutoPrecisionRunKeepsThePrecisionItChose()
+    {
+        int fp32Probes = 0, bf16Probes = 0;
+        var sayFp32 = new PretrainHooks { Bf16IsFaster = (_, _) => { fp32Probes++; return false; } };
+        var sayBf16 = new PretrainHooks { Bf16IsFaster = (_, _) => { bf16Probes++; return true; } };
+        var straight = Pretrainer.Run(Options("auto-straight", ObjectiveKind.Mlm) with { Precision = Precision.Auto }, sayFp32);
+        Assert.Equal("fp32", straight.Precision);
+        Assert.Equal(Precision.Fp32, TrainerState.Load(straight.OutputDirectory).Options.Precision);
+
+        using var cts = new CancellationTokenSource();
+        var stopAt4 = new SyncProgress<PretrainProgress>(p => { if (p.Phase == "training" && p.Step == 4) cts.Cancel(); });
+        var first = Pretrainer.Run(Options("auto-resumed", ObjectiveKind.Mlm) with { Precision = Precision.Auto }, sayFp32, stopAt4, cts.Token);
+        Assert.True(first.Interrupted);
+        Assert.Equal(2, fp32Probes);
+        Assert.Equal(Precision.Fp32, TrainerState.Load(first.CheckpointDirectory!).Options.Precision);
+
+        var second = Pretrainer.Resume(first.OutputDirectory, sayBf16);
+        Assert.Equal(0, bf16Probes);
+        Assert.Equal("fp32", second.Precision);
+        Assert.Equal(8, second.Steps);
+        AssertRepeats(straight, second);
+    }
+
+    /// <summary>Per-step training losses and every final validation metric of <paramref name="actual"/> are those of <paramref name="expected"/>.</summary>
+    internal static void AssertRepeats(PretrainResult expected, PretrainResult actual)
+    {
+        var expectedLosses = TrainLosses(expected.OutputDirectory);
+        var actualLosses = TrainLosses(actual.OutputDirectory);
+        Assert.Equal(8, expectedLosses.Length);
+        Assert.Equal(expectedLosses.Length, actualLosses.Length);
+        for (int i = 0; i < expectedLosses.Length; i++)
+            Assert.True(Math.Abs(expectedLosses[i] - actualLosses[i]) <= 1e-6, $"step {i + 1}: {expectedLosses[i]} vs {actualLosses[i]}");
+        Assert.Equal(expected.Validation.Loss, actual.Validation.Loss, 6);
+        // The objective's own validation metrics (MDLM's ELBO, ELECTRA's replaced-token detection) repeat too.
+        var finalExpected = FinalValidation(expected.OutputDirectory);
+        var finalActual = FinalValidation(actual.OutputDirectory);
+        Assert.Equal(finalExpected.Keys.Order(), finalActual.Keys.Order());
+        foreach (var (name, value) in finalExpected)
+            Assert.True(Math.Abs(value - finalActual[name]) <= 1e-6 * Math.Max(1, Math.Abs(value)), $"{name}: {value} vs {finalActual[name]}");
     }
 }

@@ -50,7 +50,11 @@ public sealed record TrainerState(PretrainOptions Options, long Step, long Token
         return SafeTensors.Load(path);
     }
 
-    /// <summary>A checkpoint folder itself, or the newest checkpoint-&lt;step&gt; inside a run folder.</summary>
+    /// <summary>
+    /// A checkpoint folder itself, or in a run folder the newest complete checkpoint: the run folder counts only while
+    /// its trainer_state.json is there (see <see cref="CheckpointWriter"/>), a checkpoint-&lt;step&gt; folder only with
+    /// its own, and hidden folders never.
+    /// </summary>
     public static string FindCheckpoint(string path)
     {
         if (!Directory.Exists(path)) throw new UnmaskException($"{path}: checkpoint folder not found");
@@ -61,16 +65,10 @@ public sealed record TrainerState(PretrainOptions Options, long Step, long Token
         throw new UnmaskException($"{path}: no {FileName} and no checkpoint-<step> folder to resume from");
     }
 
-    public static void PruneCheckpoints(string runFolder, int keep)
-    {
-        if (keep <= 0) return;
-        var all = Checkpoints(runFolder);
-        foreach (var (folder, _) in all.Take(Math.Max(0, all.Count - keep))) Directory.Delete(folder, recursive: true);
-    }
-
-    static List<(string Folder, long Step)> Checkpoints(string runFolder) =>
-        Directory.GetDirectories(runFolder, "checkpoint-*")
-            .Select(d => (Folder: d, Ok: long.TryParse(Path.GetFileName(d)["checkpoint-".Length..], out var s), Step: s))
+    /// <summary>The complete checkpoint-&lt;step&gt; folders of a run folder, oldest first.</summary>
+    internal static List<(string Folder, long Step)> Checkpoints(string runFolder) =>
+        Directory.GetDirectories(runFolder, CheckpointWriter.CheckpointPrefix + "*")
+            .Select(d => (Folder: d, Ok: long.TryParse(Path.GetFileName(d)[CheckpointWriter.CheckpointPrefix.Length..], out var s), Step: s))
             .Where(c => c.Ok && File.Exists(Path.Combine(c.Folder, FileName)))
             .OrderBy(c => c.Step)
             .Select(c => (c.Folder, c.Step))

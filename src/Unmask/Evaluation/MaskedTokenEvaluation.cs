@@ -1,0 +1,90 @@
+using Unmask.Data;
+using Unmask.Masking;
+using static TorchSharp.torch;
+
+namespace Unmask.Evaluation;
+
+/// <summary>Totals over the selected positions of masked batches; the means are NaN when nothing was selected.</summary>
+public sealed record MaskedTokenScore(long Sequences, long Selected, double LossSum, long Correct, long Top5Correct, long BaselineCorrect)
+{
+    public static readonly MaskedTokenScore Zero = new(0, 0, 0, 0, 0, 0);
+
+    /// <summary>Mean cross-entropy (natural log) of the original tokens.</summary>
+    public double Loss => Mean(LossSum);
+    public double Accuracy => Mean(Correct);
+    public double Top5Accuracy => Mean(Top5Correct);
+    /// <summary>How often the baseline (one token predicted everywhere) is right.</summary>
+    public double BaselineAccuracy => Mean(BaselineCorrect);
+
+    double Mean(double sum) => Selected == 0 ? double.NaN : sum / Selected;
+
+    public MaskedTokenScore Add(MaskedTokenScore other) => new(Sequences + other.Sequences, Selected + other.Selected,
+        LossSum + other.LossSum, Correct + other.Correct, Top5Correct + other.Top5Correct, BaselineCorrect + other.BaselineCorrect);
+}
+
+/// <summary>
+/// Masked-token evaluation shared by pretraining's validation and <c>eval mlm</c>: packed sequences masked once from a
+/// fixed seed, then cross-entropy, top-1/top-5 accuracy and a one-token baseline at the selected positions.
+/// </summary>
+public static class MaskedTokenEvaluation
+{
+    /// <summary>
+    /// The first <paramref name="maxSequences"/> sequences of the packers in order, <paramref name="batchSize"/> at a
+    /// time, each batch masked in turn from one generator seeded with <paramref name="seed"/>: the same inputs give the
+    /// same copy. Lazy, so a large corpus is never held whole.
+    /// </summary>
+    public static IEnumerable<(long[] Ids, MaskedBatch Masked)> MaskedCopy(IReadOnlyList<SequencePacker> packers, long maxSequences,
+        int batchSize, int seqLength, IMaskingStrategy masking, int seed)
+    {
+        var rng = new Random(seed);
+        var sequences = packers.SelectMany(p => Indices(p.Count).Select(i => (Packer: p, Index: i)));
+        foreach (var chunk in sequences.Take((int)Math.Min(maxSequences, int.MaxValue)).Chunk(batchSize))
+        {
+            var ids = new long[chunk.Length * seqLength];
+            for (int b = 0; b < chunk.Length; b++) chunk[b].Packer.CopySequence(chunk[b].Index, ids.AsSpan(b * seqLength, seqLength));
+            yield return (ids, masking.Apply(ids, chunk.Length, seqLength, rng, progress: 0));
+        }
+    }
+
+    static IEnumerable<long> Indices(long count)
+    {
+        for (long i = 0; i < count; i++) yield return i;
+    }
+
+    /// <summary>Scores every batch; the caller puts the model in eval mode.</summary>
+    /// <param name="baselineId">The token the baseline predicts everywhere (null: no baseline, its count stays 0).</param>
+    /// <param name="afterBatch">Called with the totals so far after each batch.</param>
+    public static MaskedTokenScore Score(IScoringModel model, IEnumerable<MaskedBatch> batches, long? baselineId = null,
+        Action<MaskedTokenScore>? afterBatch = null, CancellationToken ct = default)
+    {
+        var total = MaskedTokenScore.Zero;
+        foreach (var batch in batches)
+        {
+            ct.ThrowIfCancellationRequested();
+            total = total.Add(ScoreBatch(model, batch, baselineId));
+            afterBatch?.Invoke(total);
+        }
+        return total;
+    }
+
+    static MaskedTokenScore ScoreBatch(IScoringModel model, MaskedBatch batch, long? baselineId)
+    {
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        var shape = new long[] { batch.BatchSize, batch.SeqLength };
+        var labels = tensor(batch.Labels, shape); // [batch, seq]
+        var selected = labels.ne(MaskedBatch.Ignore); // [batch, seq]
+        var targets = labels.masked_select(selected).unsqueeze(1); // [n, 1]
+        long n = targets.shape[0];
+        if (n == 0) return MaskedTokenScore.Zero with { Sequences = batch.BatchSize };
+        var input = tensor(batch.InputIds, shape); // [batch, seq]
+        // bf16 logits would round the log-probabilities; the loss is summed in float64 over the whole corpus.
+        var logits = model.LogitsAt(input, ones_like(input), zeros_like(input), selected).to(ScalarType.Float32); // [n, vocab]
+        double lossSum = -logits.log_softmax(-1).gather(1, targets).to(ScalarType.Float64).sum().item<double>();
+        long correct = logits.argmax(-1, keepdim: true).eq(targets).sum().item<long>();
+        var (_, best) = logits.topk((int)Math.Min(5, logits.shape[1])); // [n, k]
+        long top5 = best.eq(targets).any(1).sum().item<long>();
+        long baseline = baselineId is { } id ? targets.eq(id).sum().item<long>() : 0;
+        return new MaskedTokenScore(batch.BatchSize, n, lossSum, correct, top5, baseline);
+    }
+}
