@@ -47,11 +47,32 @@ public class PretrainInitFromTests : IDisposable
         Assert.InRange(embeddingChange, 1e-7f, 0.1f);
     }
 
-    [Fact]
-    public void RefusesFamiliesItCannotTrain()
+    [Theory]
+    [InlineData("roberta", "RobertaForMaskedLM")]
+    [InlineData("distilbert", "DistilBertForMaskedLM")]
+    [InlineData("modernbert", "ModernBertForMaskedLM")]
+    [InlineData("electra-generator", "ElectraForMaskedLM")]
+    public void ContinuesEveryFamilyWithAMaskedLmHead(string family, string architecture)
     {
-        var error = Assert.Throws<UnmaskException>(() => Pretrainer.Run(Options(BertReferenceFixtures.ModelDir("distilbert"))));
-        Assert.Contains("DistilBertForMaskedLM", error.Message);
+        var source = BertReferenceFixtures.ModelDir(family);
+        var result = Pretrainer.Run(Options(source));
+        Assert.Equal(3, result.Steps);
+        var names = SafeTensors.ReadHeader(Path.Combine(result.OutputDirectory, ModelFolder.WeightsFileName)).Tensors.Select(t => t.Name).Order();
+        var sourceNames = SafeTensors.ReadHeader(Path.Combine(source, ModelFolder.WeightsFileName)).Tensors.Select(t => t.Name).Order();
+        Assert.Equal(sourceNames, names);
+        using var trained = ModelLoader.Load(result.OutputDirectory);
+        Assert.Equal(architecture, trained.Architecture);
+    }
+
+    [Fact]
+    public void RefusesAFolderOfAnotherKindOfModel()
+    {
+        var folder = Path.Combine(_dir.FullName, "gpt2");
+        Directory.CreateDirectory(folder);
+        File.WriteAllText(Path.Combine(folder, ModelFolder.ConfigFileName), """{"model_type": "gpt2", "vocab_size": 10}""");
+        File.Copy(Path.Combine(BertReferenceFixtures.ModelDir("bert-uncased"), "vocab.txt"), Path.Combine(folder, "vocab.txt"));
+        var error = Assert.Throws<UnmaskException>(() => Pretrainer.Run(Options(folder)));
+        Assert.Contains("'gpt2'", error.Message);
         Assert.False(Directory.Exists(Path.Combine(_dir.FullName, "run")));
     }
 }

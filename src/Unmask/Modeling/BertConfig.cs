@@ -35,7 +35,7 @@ public sealed record BertConfig : IHfConfig
     /// <summary>The longest input the position embeddings can take (RoBERTa spends pad_token_id + 1 rows on its offset).</summary>
     [JsonIgnore] public int MaxSequenceLength => IsRoberta ? MaxPositionEmbeddings - PadTokenId.GetValueOrDefault() - 1 : MaxPositionEmbeddings;
 
-    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+    public IHfConfig WithVocabulary(int vocabSize, int? padTokenId) => this with { VocabSize = vocabSize, PadTokenId = padTokenId };
 
     /// <summary>The HF class name: the first entry of <c>architectures</c>, else the masked-LM class of the model type.</summary>
     [JsonIgnore] public string Architecture => Architectures is [var first, ..] ? first : DefaultArchitecture(ModelType);

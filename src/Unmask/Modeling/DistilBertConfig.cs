@@ -29,7 +29,7 @@ public sealed record DistilBertConfig : IHfConfig
     int IHfConfig.IntermediateSize => HiddenDim;
     [JsonIgnore] public int MaxSequenceLength => MaxPositionEmbeddings;
 
-    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+    public IHfConfig WithVocabulary(int vocabSize, int? padTokenId) => this with { VocabSize = vocabSize, PadTokenId = padTokenId };
 
     /// <summary>DistilBERT's modeling code fixes every LayerNorm's eps; config.json does not carry it.</summary>
     internal const double LayerNormEps = 1e-12;

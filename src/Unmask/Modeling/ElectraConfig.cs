@@ -30,7 +30,7 @@ public sealed record ElectraConfig : IHfConfig
 
     [JsonIgnore] public int MaxSequenceLength => MaxPositionEmbeddings;
 
-    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+    public IHfConfig WithVocabulary(int vocabSize, int? padTokenId) => this with { VocabSize = vocabSize, PadTokenId = padTokenId };
 
     public static ElectraConfig Load(string path)
     {

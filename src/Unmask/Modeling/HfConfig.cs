@@ -20,8 +20,8 @@ public interface IHfConfig
     /// <summary>The longest input the position embeddings take (less RoBERTa's padding offset).</summary>
     int MaxSequenceLength { get; }
 
-    /// <summary>The same config for another vocabulary (a tokenizer trained for pretraining).</summary>
-    IHfConfig WithVocabSize(int vocabSize);
+    /// <summary>The same config for another tokenizer (one trained for pretraining): its size and padding id.</summary>
+    IHfConfig WithVocabulary(int vocabSize, int? padTokenId);
 
     /// <summary>Writes config.json with keys sorted, as HF's save_pretrained does.</summary>
     void Save(string path);

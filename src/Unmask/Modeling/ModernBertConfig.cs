@@ -40,7 +40,7 @@ public sealed record ModernBertConfig : IHfConfig
 
     [JsonIgnore] public int MaxSequenceLength => MaxPositionEmbeddings;
 
-    public IHfConfig WithVocabSize(int vocabSize) => this with { VocabSize = vocabSize };
+    public IHfConfig WithVocabulary(int vocabSize, int? padTokenId) => this with { VocabSize = vocabSize, PadTokenId = padTokenId };
 
     [JsonIgnore] internal int HeadDim => HiddenSize / NumAttentionHeads;
 

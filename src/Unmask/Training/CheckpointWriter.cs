@@ -24,7 +24,7 @@ public static class CheckpointWriter
     /// every model folder gets the tokenizer files, the checkpoint folder the trainer state and optimizer.</param>
     /// <param name="beforeMove">Called before each rename or deletion in the run folder (a seam for fault injection).</param>
     /// <returns>The checkpoint folder.</returns>
-    public static string SaveCheckpoint(string runFolder, IReadOnlyList<(string? Subfolder, IMaskedLmModel Model)> models, ITokenizer tokenizer,
+    public static string SaveCheckpoint(string runFolder, IReadOnlyList<(string? Subfolder, PretrainedModel Model)> models, ITokenizer tokenizer,
         TrainerState state, AdamW optimizer, Action<string>? beforeMove = null)
     {
         runFolder = Path.GetFullPath(runFolder);
@@ -55,7 +55,7 @@ public static class CheckpointWriter
     /// Saves the finished run: its complete <c>checkpoint-&lt;step&gt;</c> first, then the same files in the run folder
     /// itself (trainer state last), then that checkpoint is removed, the run folder now holding the same.
     /// </summary>
-    public static void SaveFinal(string runFolder, IReadOnlyList<(string? Subfolder, IMaskedLmModel Model)> models, ITokenizer tokenizer,
+    public static void SaveFinal(string runFolder, IReadOnlyList<(string? Subfolder, PretrainedModel Model)> models, ITokenizer tokenizer,
         TrainerState state, AdamW optimizer, Action<string>? beforeMove = null)
     {
         runFolder = Path.GetFullPath(runFolder);

@@ -5,7 +5,7 @@ namespace Unmask.Training;
 
 public enum Precision { Auto, Bf16, Fp32 }
 
-/// <summary>How a new model's attention starts: HF's random initialisation, or local (see BertForMaskedLM.InitialiseLocalAttention).</summary>
+/// <summary>How a new model's attention starts: HF's random initialisation, or local (see PretrainedModel.InitialiseLocalAttention).</summary>
 public enum AttentionInit { Random, Local }
 
 /// <summary>

@@ -20,7 +20,7 @@ public sealed record PretrainResult(
 
 /// <summary>
 /// Runs masked-language-model pretraining: corpus → tokenizer → token store → packed batches → objective (MLM with a
-/// masking strategy, or MDLM, on a BertForMaskedLM; or ELECTRA's generator and discriminator) with sparse prediction →
+/// masking strategy, or MDLM, on a masked LM of any family; or ELECTRA's generator and discriminator) with sparse prediction →
 /// AdamW. Writes Hugging Face folders (final model in the output folder, intermediate ones in checkpoint-&lt;step&gt;;
 /// ELECTRA's two models in generator/ and discriminator/ beneath those), metrics.jsonl and loss.png. Cancelling saves
 /// a checkpoint first. The parts: <see cref="TokenizedCorpus"/> (data, shared with <c>eval mlm</c>), <see
@@ -99,7 +99,7 @@ public static class Pretrainer
         var outcome = new TrainingLoop(options, setup, tokenizer, optimizer, batcher, validation, metrics, hooks, progress).Run(start, ct);
 
         var model = options.Objective == ObjectiveKind.Electra ? $"ELECTRA {options.Size}"
-            : options.InitFrom is null ? $"BERT {options.Size}" : setup.Config.Architecture;
+            : options.InitFrom is null && options.ConfigPath is null ? $"BERT {options.Size}" : setup.Models.MaskedLm.Architecture;
         LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
             $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {model}, {setup.PrecisionName}");
         return new PretrainResult(options.Output, outcome.Steps, outcome.Tokens, outcome.Elapsed, outcome.TokensPerSecond, outcome.Validation,

@@ -13,15 +13,15 @@ namespace Unmask.Training;
 /// </summary>
 internal sealed class TrainingSetup : IDisposable
 {
-    TrainingSetup(TrainedModels models, IObjective objective, BertConfig config, Precision precision, MaskingVocabulary vocab)
+    TrainingSetup(TrainedModels models, IObjective objective, IHfConfig config, Precision precision, MaskingVocabulary vocab)
     {
         (Models, Objective, Config, Precision, Vocab) = (models, objective, config, precision, vocab);
     }
 
     public TrainedModels Models { get; }
     public IObjective Objective { get; }
-    /// <summary>The BERT config the run was sized from (ELECTRA's discriminator's).</summary>
-    public BertConfig Config { get; }
+    /// <summary>The config the run was sized from (for ELECTRA the BERT config of its discriminator).</summary>
+    public IHfConfig Config { get; }
     /// <summary>Bf16 or Fp32, never Auto: what auto chose.</summary>
     public Precision Precision { get; }
     public MaskingVocabulary Vocab { get; }
@@ -43,13 +43,15 @@ internal sealed class TrainingSetup : IDisposable
     {
         bool electra = options.Objective == ObjectiveKind.Electra;
         // ELECTRA sizes its discriminator from this config; a resumed pair is then read back from its own folders.
-        var config = modelFolder is not null && !electra ? BertFamilyConfig(modelFolder)
+        var config = modelFolder is not null && !electra ? ModelFamilies.LoadConfig(ConfigPath(modelFolder))
             : options.ConfigPath is { } cp
-            ? BertConfig.Load(cp) with { VocabSize = tokenizer.VocabSize }
+            ? ModelFamilies.LoadConfig(cp).WithVocabulary(tokenizer.VocabSize, tokenizer.PadId)
             : BertConfig.Preset(options.Size, tokenizer.VocabSize) with
             {
                 HiddenDropoutProb = options.PresetDropout, AttentionProbsDropoutProb = options.PresetDropout,
             };
+        if (electra && modelFolder is null && config is not BertConfig)
+            throw new UnmaskException($"{options.ConfigPath}: ELECTRA pretraining sizes its discriminator from a BERT config (model_type 'bert'), not a '{config.ModelType}' one");
         if (config.MaxSequenceLength < options.MaxSeqLength)
             throw new UnmaskException($"max sequence length {options.MaxSeqLength} exceeds the model's {config.MaxSequenceLength} positions");
         if (tokenizer.VocabSize > config.VocabSize)
@@ -69,7 +71,7 @@ internal sealed class TrainingSetup : IDisposable
         if (electra)
         {
             var (generator, discriminator) = modelFolder is not null ? ElectraModels.Load(modelFolder)
-                : ElectraModels.Create(ElectraModels.DiscriminatorConfig(config), options.GeneratorSize);
+                : ElectraModels.Create(ElectraModels.DiscriminatorConfig((BertConfig)config), options.GeneratorSize);
             if (modelFolder is null && options.AttentionInit == AttentionInit.Local)
             {
                 discriminator.InitialiseLocalAttention();
@@ -82,7 +84,8 @@ internal sealed class TrainingSetup : IDisposable
         }
         else
         {
-            var model = modelFolder is not null ? ModelFolder.LoadBert(modelFolder) : BertForMaskedLM.Create(config);
+            // A folder of another head's class (a classifier, ELECTRA's discriminator) continues with its encoder under a new masked-LM head.
+            var model = modelFolder is not null ? ModelLoader.LoadWithReport(modelFolder, HeadKind.MaskedLm).Model : ModelFamilies.CreateMaskedLm(config);
             if (modelFolder is null && options.AttentionInit == AttentionInit.Local) model.InitialiseLocalAttention();
             model.ComputeDtype = computeDtype;
             models = TrainedModels.Single(model);
@@ -92,15 +95,11 @@ internal sealed class TrainingSetup : IDisposable
         return new TrainingSetup(models, objective, config, precision, vocab);
     }
 
-    /// <summary>The config of a model folder to train on, which must hold a BERT-family masked LM.</summary>
-    static BertConfig BertFamilyConfig(string folder)
+    static string ConfigPath(string folder)
     {
         var path = Path.Combine(folder, ModelFolder.ConfigFileName);
         if (!File.Exists(path)) throw new UnmaskException($"{folder}: no {ModelFolder.ConfigFileName}; is it a Hugging Face model folder?");
-        var (architecture, _) = ModelLoader.Identify(path);
-        if (architecture is not ("BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM"))
-            throw new UnmaskException($"{folder} holds a {architecture}; pretraining continues BERT, RoBERTa and XLM-RoBERTa masked LMs only");
-        return BertConfig.Load(path);
+        return path;
     }
 
     /// <summary>The configured strategy; corpus statistics, when it needs them, are cached beside the token store.</summary>
