@@ -14,6 +14,21 @@ public class TokenizationRealBertTests
     static readonly PipelineTokenizer FromPipeline = TokenizerJson.Load(SharedFixtures.BertBaseUncasedTokenizer);
 
     [Fact]
+    public void ALongTextAfterAShorterOneThatNeededNfcEncodes()
+    {
+        // The per-thread character buffer grows for the first text and is rewritten (NFC) for the second; the third
+        // must find room in every one of its arrays.
+        var texts = new[]
+        {
+            string.Join(" ", Enumerable.Repeat("plain words", 60)),
+            string.Join(" ", Enumerable.Repeat("cafe\u0301 ", 30)),
+            string.Join(" ", Enumerable.Repeat("more plain words", 50)),
+        };
+        foreach (var text in texts)
+            Assert.Equal(FromPipeline.Encode(text).InputIds, FromVocab.Encode(text).InputIds);
+    }
+
+    [Fact]
     public void KnownIds()
     {
         foreach (var tok in new ITokenizer[] { FromVocab, FromPipeline })

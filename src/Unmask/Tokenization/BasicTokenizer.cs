@@ -222,10 +222,12 @@ internal sealed class CharBuffer
         var after = rewrite(before);
         if (after == before) return;
         var (from, to) = TextAlignment.Align(before, after, rewrite);
-        var newStarts = new int[Math.Max(after.Length, 256)];
-        var newEnds = new int[newStarts.Length];
+        // The three arrays keep one capacity: Append checks only the characters' for room.
+        var capacity = Math.Max(after.Length, data.Length);
+        var newStarts = new int[capacity];
+        var newEnds = new int[capacity];
         for (int u = 0; u < after.Length; u++) (newStarts[u], newEnds[u]) = Source(from[u], to[u]);
-        if (after.Length > data.Length) data = new char[newStarts.Length];
+        if (capacity > data.Length) data = new char[capacity];
         after.CopyTo(data);
         (starts, ends, Length) = (newStarts, newEnds, after.Length);
     }
