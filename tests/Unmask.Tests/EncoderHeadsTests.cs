@@ -131,8 +131,16 @@ public sealed class EncoderHeadsTests : IDisposable
         Assert.Contains("cls.predictions.transform.dense.weight", report.NewlyInitialised);
         Assert.Contains("cls.predictions.bias", report.NewlyInitialised);
         Assert.DoesNotContain(report.NewlyInitialised, n => n.StartsWith("bert.", StringComparison.Ordinal));
+        // Newly initialised as transformers does it: N(0, initializer_range) weights, LayerNorm at one, biases at zero.
+        var head = model.state_dict();
+        var std = head["cls.predictions.transform.dense.weight"].std().item<float>();
+        Assert.InRange(std, 0.015f, 0.025f);
+        Assert.Equal(1f, head["cls.predictions.transform.LayerNorm.weight"].mean().item<float>());
+        Assert.Equal(0f, head["cls.predictions.bias"].abs().max().item<float>());
 
         using var scope = NewDisposeScope();
+        // The shared reference model is used under inference mode throughout the suite.
+        using var mode = inference_mode();
         var reference = HfModelReferenceTests.Shared("bert-uncased");
         var batch = Batch(model);
         using var a = model.Forward(batch.Ids, batch.Mask, batch.Types);

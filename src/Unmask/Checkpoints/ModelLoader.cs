@@ -43,12 +43,14 @@ public static class ModelLoader
         using (source)
         {
             var weights = WithCurrentLayerNormNames(source);
-            // Every parameter is either copied from the file or tied to one that is; a missing one is an error below.
+            bool encoderOnly = architecture != folderClass;
             PretrainedModel model;
-            using (Parameters.SkipInitialisation()) model = Create(configPath, architecture, modelType, weights);
+            // Loading the folder's own class, every parameter is copied from the file or tied to one that is (a missing
+            // one is an error below), so random initialisation would be wasted; another head starts from HF's random one.
+            using (encoderOnly ? null : Parameters.SkipInitialisation()) model = Create(configPath, architecture, modelType, weights);
             try
             {
-                var report = model.LoadHfWeights(weights, encoderOnly: architecture != folderClass);
+                var report = model.LoadHfWeights(weights, encoderOnly);
                 model.eval();
                 return (model, report);
             }
