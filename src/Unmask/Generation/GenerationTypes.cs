@@ -74,8 +74,18 @@ public sealed record SamplingOptions
 /// <param name="ForbiddenIds">Ids never generated (the mask, padding and other special tokens).</param>
 public sealed record GenerationInput(IReadOnlyList<long[]> Rows, long MaskId, long PadId, IReadOnlyCollection<long> ForbiddenIds);
 
-/// <summary>One forward pass's commits: positions and the ids written there.</summary>
-public sealed record TraceStep(int Step, IReadOnlyList<int> Positions, IReadOnlyList<long> Ids);
+/// <summary>One step's commits: positions and the ids written there.</summary>
+/// <param name="Step">The sampler's step: the ancestral time step (Steps for the final denoising pass), the confidence
+/// or dilated step counted over all blocks, the mask-predict iteration.</param>
+public sealed record TraceStep(int Step, IReadOnlyList<int> Positions, IReadOnlyList<long> Ids)
+{
+    /// <summary>The forward pass (0-based) whose logits these ids came from; ancestral steps that reuse cached logits
+    /// share it with the step that made the pass. -1 when no pass has been made yet (a remask-only step).</summary>
+    public int ForwardPass { get; init; }
+
+    /// <summary>Generated positions this step turned back into the mask (ReMDM remasking), ascending.</summary>
+    public IReadOnlyList<int> Remasked { get; init; } = [];
+}
 
 /// <param name="Ids">The row with every masked position filled.</param>
 /// <param name="GeneratedPositions">The positions that were masked at the start, ascending.</param>
