@@ -30,11 +30,21 @@ sealed class TokenDrawer : IDisposable
     /// (forbidden ids removed, no temperature, top-k or top-p), so they stay defined at temperature 0.</param>
     public Drawn Draw(Tensor logits, ConfidenceScore? score)
     {
-        if (logits.shape[0] == 0) return new Drawn([], score is null ? null : []);
-        using var scope = NewDisposeScope();
-        var allowed = logits.to(ScalarType.Float64).index_fill(1, forbidden, double.NegativeInfinity); // [n, vocab]
-        var ids = options.Temperature == 0 ? allowed.argmax(1) : Sample(allowed); // [n]
-        return new Drawn(ids.data<long>().ToArray(), score is { } s ? Score(allowed, ids, s).data<double>().ToArray() : null);
+        long n = logits.shape[0], vocab = logits.shape[1];
+        // Chunks bound the float64 temporaries (noise, its logs, the scores) to about 128 MiB each at any vocabulary.
+        long chunk = Math.Max(1, (1L << 24) / vocab);
+        var ids = new long[n];
+        var scores = score is null ? null : new double[n];
+        for (long start = 0; start < n; start += chunk)
+        {
+            using var scope = NewDisposeScope();
+            long length = Math.Min(chunk, n - start);
+            var allowed = logits.narrow(0, start, length).to(ScalarType.Float64).index_fill(1, forbidden, double.NegativeInfinity); // [chunk, vocab]
+            var drawn = options.Temperature == 0 ? allowed.argmax(1) : Sample(allowed); // [chunk]
+            drawn.data<long>().CopyTo(ids, (int)start);
+            if (score is { } s) Score(allowed, drawn, s).data<double>().CopyTo(scores!, (int)start);
+        }
+        return new Drawn(ids, scores);
     }
 
     /// <param name="allowed">[n, vocab] float64 with forbidden ids at -inf.</param>
