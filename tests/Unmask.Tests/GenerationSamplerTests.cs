@@ -121,6 +121,43 @@ public class GenerationSamplerTests
     }
 
     [Fact]
+    public void AncestralRemaskingFollowsTheCapSchedule()
+    {
+        const int steps = 4, masked = 16, rows = 400;
+        const double eta = 0.2;
+        var input = Input(Enumerable.Range(0, rows).Select(_ => Row(masked)).ToArray());
+        var options = new SamplingOptions { Sampler = SamplerKind.Ancestral, Steps = steps, RemaskEta = eta, Seed = 9, Trace = true };
+        var result = Sampler.Generate(Noisy(), input, options);
+        var revealed = new long[steps + 1];
+        var remasked = new long[steps + 1];
+        foreach (var row in result.Rows)
+            foreach (var step in row.Steps!)
+            {
+                revealed[step.Step] += step.Positions.Count;
+                remasked[step.Step] += step.Remasked.Count;
+            }
+        double dt = (1 - options.Epsilon) / steps;
+        long stillMasked = (long)rows * masked, generated = 0;
+        for (int i = 0; i < steps; i++)
+        {
+            double t = 1 - i * dt, s = t - dt, alphaT = 1 - t, alphaS = 1 - s;
+            double sigma = alphaT == 0 ? eta : Math.Min(eta, (1 - alphaS) / alphaT);
+            AssertBinomial(revealed[i], stillMasked, (alphaS - (1 - sigma) * alphaT) / (1 - alphaT));
+            if (generated > 0) AssertBinomial(remasked[i], generated, sigma);
+            stillMasked += remasked[i] - revealed[i];
+            generated += revealed[i] - remasked[i];
+        }
+        Assert.True(remasked.Sum() > 0);
+        Assert.Equal(stillMasked, revealed[steps]);
+    }
+
+    static void AssertBinomial(long successes, long trials, double p)
+    {
+        double observed = (double)successes / trials, standardError = Math.Sqrt(p * (1 - p) / trials);
+        Assert.InRange(observed, p - 4 * standardError - 1e-12, p + 4 * standardError + 1e-12);
+    }
+
+    [Fact]
     public void AncestralRemaskingTakesBackOnlyGeneratedTokensAndStillFillsEverything()
     {
         var model = Noisy();
