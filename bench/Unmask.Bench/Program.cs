@@ -15,6 +15,8 @@ using static TorchSharp.torch;
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=pll [sentences=200 loop-sentences=40 size=mini batch-tokens=2048 precision=fp32,bf16]
 // Masking cost of every strategy against one training step (default corpus unless corpus=PATH):
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=masking [batches=200 size=mini]
+// Every sampler on the same model and masks (forward passes, tokens/s; a random BERT-mini unless model=DIR):
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=generate [batch=4 length=128 model=DIR]
 // Loading a BERT-base model folder (wall time, resident memory):
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=load [dir=FOLDER]
 // The command-line tools tune glibc for libtorch, and the figures should be what they see.
@@ -28,6 +30,11 @@ if (settings.GetValueOrDefault("mode") == "pll")
 if (settings.GetValueOrDefault("mode") == "masking")
 {
     MaskingBench.Run(settings);
+    return;
+}
+if (settings.GetValueOrDefault("mode") == "generate")
+{
+    GenerationBench.Run(settings);
     return;
 }
 if (settings.GetValueOrDefault("mode") == "load")

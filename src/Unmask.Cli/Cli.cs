@@ -14,6 +14,7 @@ public static class Cli
         {
             PretrainCommand.Create(io),
             FillCommand.Create(io),
+            GenerateCommand.Create(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),

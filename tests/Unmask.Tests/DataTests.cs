@@ -117,6 +117,31 @@ public class DataTests : IDisposable
     }
 
     [Fact]
+    public async Task ConcurrentRunsOnOneCorpusBuildItsTokenStoreOnce()
+    {
+        var lines = Enumerable.Range(0, 20000).Select(i => $"line {i} has {i % 13} words here").ToList();
+        var info = new TokenStoreInfo("fp-1", "test", 100);
+        var dir = Path.Combine(_dir.FullName, "shared-store");
+        int calls = 0;
+        int[] Encode(string l)
+        {
+            Interlocked.Increment(ref calls);
+            return FakeEncode(l);
+        }
+        // Two pretraining runs started together used to collide on the store's temporary files.
+        var stores = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => Task.Run(() => TokenStore.OpenOrBuild(dir, lines, Encode, info))));
+        try
+        {
+            Assert.Equal(lines.Count, calls);
+            Assert.All(stores, s => Assert.Equal(lines.Sum(l => FakeEncode(l).Length), s.Tokens));
+        }
+        finally
+        {
+            foreach (var store in stores) store.Dispose();
+        }
+    }
+
+    [Fact]
     public void PackerWrapsTheDocumentStreamInClsAndSep()
     {
         const int cls = 2, sep = 3;

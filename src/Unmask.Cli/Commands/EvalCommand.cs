@@ -9,11 +9,12 @@ namespace Unmask.Cli.Commands;
 /// <summary>`unmask eval blimp|crows-pairs|mlm`: benchmark runs with a table, --json, and an atomic --report file.</summary>
 public static class EvalCommand
 {
-    public static Command Create(CliOutput io) => new("eval", "Evaluate a model: BLiMP, CrowS-Pairs, masked-token accuracy")
+    public static Command Create(CliOutput io) => new("eval", "Evaluate a model: BLiMP, CrowS-Pairs, masked-token accuracy, infilling")
     {
         Blimp(io),
         CrowsPairs(io),
         Mlm(io),
+        Infill(io),
     };
 
     static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
@@ -156,5 +157,58 @@ public static class EvalCommand
             table.AddRow("top-5 accuracy %", Percent(r.Top5Accuracy));
             io.Console.Write(table);
         });
+    }
+
+    static Command Infill(CliOutput io)
+    {
+        var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz)", Required = true };
+        var encoding = new Option<string>("--encoding") { Description = "utf8, or auto to read files that are not UTF-8 as Latin-1", DefaultValueFactory = _ => "utf8" };
+        var split = new Option<CorpusSplit>("--split") { Description = "validation (held out by pretraining) or train", DefaultValueFactory = _ => CorpusSplit.Validation };
+        var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
+        var windows = new Option<int>("--windows") { Description = "Windows of held-out text to fill", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch-size") { DefaultValueFactory = _ => 16 };
+        var mask = new Option<InfillMasking>("--mask") { Description = "random tokens or span", DefaultValueFactory = _ => InfillMasking.Random };
+        var maskRate = new Option<double>("--mask-rate") { Description = "Fraction of each window hidden", DefaultValueFactory = _ => 0.15 };
+        var spanLength = new Option<int>("--span-length") { Description = "Tokens per hidden span (--mask span)", DefaultValueFactory = _ => 4 };
+        var maskSeed = new Option<int>("--mask-seed") { Description = "Seed of the windows' masks", DefaultValueFactory = _ => 0x5eed };
+        var sampling = new SamplingArguments();
+        var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
+        var command = Benchmark(io, "infill", "Hide tokens or spans of held-out text and fill them with each sampler setting: exact recovery, NFE, tokens/s", scoring,
+            [corpus, encoding, split, seqLength, windows, batch, mask, maskRate, spanLength, maskSeed], (parse, ct) =>
+        {
+            var options = new InfillOptions
+            {
+                Split = parse.GetValue(split),
+                MaxSeqLength = parse.GetValue(seqLength),
+                Windows = parse.GetValue(windows),
+                BatchSize = parse.GetValue(batch),
+                Masking = parse.GetValue(mask),
+                MaskRate = parse.GetValue(maskRate),
+                SpanLength = parse.GetValue(spanLength),
+                Seed = parse.GetValue(maskSeed),
+                Latin1Fallback = parse.GetValue(encoding) switch
+                {
+                    "utf8" => false,
+                    "auto" => true,
+                    var other => throw new UnmaskException($"--encoding must be utf8 or auto, got '{other}'"),
+                },
+                Settings = sampling.Settings(parse),
+            };
+            using var mlm = scoring.LoadModel(parse);
+            return ScoringArguments.WithProgress(io, "infilling",
+                p => InfillEvaluator.Evaluate(mlm, parse.GetValue(corpus)!, options, p, ct), "batches");
+        }, r =>
+        {
+            var table = new Table()
+                .Title($"Infilling: {Markup.Escape(r.Corpus)} ({r.Split.ToString().ToLowerInvariant()}), {r.Windows} x {r.SeqLength} tokens, {Markup.Escape(r.Masking)}: {I(r.HiddenTokens)} hidden")
+                .AddColumns("sampler", "steps", "recovery %", "NFE / batch", "tokens/s");
+            foreach (var row in r.Rows)
+                table.AddRow(Markup.Escape(SamplingArguments.Describe(row.Setting)), row.Setting.Sampler == Generation.SamplerKind.Dilated ? "-" : I(row.Setting.Steps),
+                    Percent(row.Recovery), F(row.ForwardPasses, "F1"), F(row.TokensPerSecond, "F0"));
+            table.Caption($"most-frequent-token baseline {Percent(r.BaselineRecovery)}%; true text's mean log-likelihood {F(r.TrueLogLikelihood)} per hidden token");
+            io.Console.Write(table);
+        });
+        sampling.AddTo(command);
+        return command;
     }
 }

@@ -61,11 +61,38 @@ public sealed unsafe class TokenStore : IDisposable
     public static TokenStore OpenOrBuild(string directory, IReadOnlyList<string> lines, Func<string, int[]> encode, TokenStoreInfo info,
         IProgress<double>? progress = null, CancellationToken ct = default)
     {
-        var manifest = ReadManifest(directory);
-        if (manifest is null || manifest.FormatVersion != FormatVersion || manifest.TokenizerFingerprint != info.TokenizerFingerprint ||
-            manifest.Corpus != info.CorpusName || manifest.VocabSize != info.VocabSize || manifest.Documents != lines.Count)
-            Build(directory, lines, encode, info, progress, ct);
+        bool Current()
+        {
+            var manifest = ReadManifest(directory);
+            return manifest is not null && manifest.FormatVersion == FormatVersion && manifest.TokenizerFingerprint == info.TokenizerFingerprint &&
+                manifest.Corpus == info.CorpusName && manifest.VocabSize == info.VocabSize && manifest.Documents == lines.Count;
+        }
+
+        if (!Current())
+        {
+            // Two runs on one corpus share the cache: the second waits for the first's store instead of writing over it.
+            using var gate = BuildLock(directory, ct);
+            if (!Current()) Build(directory, lines, encode, info, progress, ct);
+        }
         return Open(directory);
+    }
+
+    /// <summary>An exclusive lock on the store's folder (a locked file, released by the OS if the process dies).</summary>
+    static FileStream BuildLock(string directory, CancellationToken ct)
+    {
+        System.IO.Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, ".build.lock");
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (!ct.IsCancellationRequested)
+            {
+                Thread.Sleep(200);
+            }
+        }
     }
 
     public static TokenStore Open(string directory)
