@@ -95,4 +95,23 @@ public class GenerateCliTests : IDisposable
         Assert.InRange(result.GetProperty("baseline_recovery").GetDouble(), 1e-9, 1);
         Assert.True(result.GetProperty("true_log_likelihood").GetDouble() < 0);
     }
+
+    [Fact]
+    public void UnconditionalSamplesAreMeasuredBesideRealText()
+    {
+        var corpus = Path.Combine(SharedFixtures.Gutenberg, "extra", "alice_in_wonderland.txt.gz");
+        var (code, stdout, stderr) = CliTests.Run("eval", "samples", "--model", Model("bert-uncased"), "--judge", Model("bert-cased"),
+            "--corpus", corpus, "--json", "--samples", "3", "--length", "16", "--sampler", "ancestral", "--steps", "8", "--seed", "3");
+        Assert.True(code == 0, stderr);
+        var result = JsonDocument.Parse(stdout).RootElement;
+        Assert.Equal(3, result.GetProperty("samples").GetArrayLength());
+        foreach (var set in new[] { "generated", "real" })
+        {
+            var stats = result.GetProperty(set);
+            Assert.Equal(3, stats.GetProperty("texts").GetInt32());
+            Assert.All(stats.GetProperty("distinct_n").EnumerateArray(), d => Assert.InRange(d.GetDouble(), 1e-9, 1));
+            Assert.True(stats.GetProperty("unigram_entropy").GetDouble() > 0);
+            Assert.True(stats.GetProperty("judge_pseudo_perplexity").GetDouble() > 1);
+        }
+    }
 }

@@ -15,6 +15,7 @@ public static class EvalCommand
         CrowsPairs(io),
         Mlm(io),
         Infill(io),
+        Samples(io),
     };
 
     static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
@@ -207,6 +208,49 @@ public static class EvalCommand
                     Percent(row.Recovery), F(row.ForwardPasses, "F1"), F(row.TokensPerSecond, "F0"));
             table.Caption($"most-frequent-token baseline {Percent(r.BaselineRecovery)}%; true text's mean log-likelihood {F(r.TrueLogLikelihood)} per hidden token");
             io.Console.Write(table);
+        });
+        sampling.AddTo(command);
+        return command;
+    }
+
+    static Command Samples(CliOutput io)
+    {
+        var corpus = new Option<string>("--corpus") { Description = "Corpus whose held-out windows are the real text to compare with", Required = true };
+        var encoding = new Option<string>("--encoding") { Description = "utf8, or auto to read files that are not UTF-8 as Latin-1", DefaultValueFactory = _ => "utf8" };
+        var count = new Option<int>("--samples") { Description = "Unconditional samples (and real windows)", DefaultValueFactory = _ => 16 };
+        var length = new Option<int>("--length") { Description = "Tokens per sample", DefaultValueFactory = _ => 128 };
+        var judge = new Option<string?>("--judge") { Description = "Model folder whose pseudo-perplexity judges samples and real text" };
+        var sampling = new SamplingArguments();
+        var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
+        var command = Benchmark(io, "samples", "Unconditional samples beside real text: distinct-n, unigram entropy, a judge's pseudo-perplexity", scoring,
+            [corpus, encoding, count, length, judge], (parse, ct) =>
+        {
+            var settings = sampling.Settings(parse);
+            if (settings.Count != 1) throw new UnmaskException("eval samples takes one --sampler and one --steps");
+            var options = new SampleQualityOptions
+            {
+                Samples = parse.GetValue(count),
+                Length = parse.GetValue(length),
+                Sampling = settings[0],
+                Latin1Fallback = parse.GetValue(encoding) switch
+                {
+                    "utf8" => false,
+                    "auto" => true,
+                    var other => throw new UnmaskException($"--encoding must be utf8 or auto, got '{other}'"),
+                },
+            };
+            using var mlm = scoring.LoadModel(parse);
+            using var judgeModel = parse.GetValue(judge) is { } dir ? MaskedLanguageModel.Load(ModelOptions.ExistingFolder(dir)) : null;
+            return SampleQuality.Evaluate(mlm, judgeModel, parse.GetValue(corpus)!, options, ct);
+        }, r =>
+        {
+            var table = new Table().Title($"Unconditional samples: {Markup.Escape(SamplingArguments.Describe(r.Sampling))}, {r.Sampling.Steps} steps, {r.Length} tokens, NFE {r.ForwardPasses}")
+                .AddColumns("", "texts", "distinct-1", "distinct-2", "distinct-3", "unigram entropy", "judge PPPL");
+            foreach (var (name, st) in new[] { ("generated", r.Generated), ("real", r.Real) })
+                table.AddRow(name, I(st.Texts), F(st.DistinctN[0], "F3"), F(st.DistinctN[1], "F3"), F(st.DistinctN[2], "F3"), F(st.UnigramEntropy, "F3"),
+                    double.IsNaN(st.JudgePseudoPerplexity) ? "-" : F(st.JudgePseudoPerplexity, "F1"));
+            io.Console.Write(table);
+            foreach (var sample in r.Samples.Take(3)) io.Console.WriteLine(sample);
         });
         sampling.AddTo(command);
         return command;
