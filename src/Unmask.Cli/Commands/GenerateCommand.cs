@@ -60,11 +60,15 @@ public static class GenerateCommand
         {
             w.WriteStartObject();
             w.WriteNumber("step", step.Step);
+            w.WriteNumber("forward_pass", step.ForwardPass);
             w.WriteStartArray("positions");
             foreach (var p in step.Positions) w.WriteNumberValue(p);
             w.WriteEndArray();
             w.WriteStartArray("ids");
             foreach (var id in step.Ids) w.WriteNumberValue(id);
+            w.WriteEndArray();
+            w.WriteStartArray("remasked");
+            foreach (var p in step.Remasked) w.WriteNumberValue(p);
             w.WriteEndArray();
             w.WriteEndObject();
         }
