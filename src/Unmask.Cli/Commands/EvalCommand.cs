@@ -160,10 +160,20 @@ public static class EvalCommand
         });
     }
 
+    static Option<string> EncodingOption() =>
+        new("--encoding") { Description = "utf8, or auto to read files that are not UTF-8 as Latin-1", DefaultValueFactory = _ => "utf8" };
+
+    static bool Latin1Fallback(string encoding) => encoding switch
+    {
+        "utf8" => false,
+        "auto" => true,
+        _ => throw new UnmaskException($"--encoding must be utf8 or auto, got '{encoding}'"),
+    };
+
     static Command Infill(CliOutput io)
     {
         var corpus = new Option<string>("--corpus") { Description = "Corpus file or folder (.txt, .txt.gz, .jsonl, .jsonl.gz)", Required = true };
-        var encoding = new Option<string>("--encoding") { Description = "utf8, or auto to read files that are not UTF-8 as Latin-1", DefaultValueFactory = _ => "utf8" };
+        var encoding = EncodingOption();
         var split = new Option<CorpusSplit>("--split") { Description = "validation (held out by pretraining) or train", DefaultValueFactory = _ => CorpusSplit.Validation };
         var seqLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => 128 };
         var windows = new Option<int>("--windows") { Description = "Windows of held-out text to fill", DefaultValueFactory = _ => 64 };
@@ -187,12 +197,7 @@ public static class EvalCommand
                 MaskRate = parse.GetValue(maskRate),
                 SpanLength = parse.GetValue(spanLength),
                 Seed = parse.GetValue(maskSeed),
-                Latin1Fallback = parse.GetValue(encoding) switch
-                {
-                    "utf8" => false,
-                    "auto" => true,
-                    var other => throw new UnmaskException($"--encoding must be utf8 or auto, got '{other}'"),
-                },
+                Latin1Fallback = Latin1Fallback(parse.GetValue(encoding)!),
                 Settings = sampling.Settings(parse),
             };
             using var mlm = scoring.LoadModel(parse);
@@ -216,7 +221,7 @@ public static class EvalCommand
     static Command Samples(CliOutput io)
     {
         var corpus = new Option<string>("--corpus") { Description = "Corpus whose held-out windows are the real text to compare with", Required = true };
-        var encoding = new Option<string>("--encoding") { Description = "utf8, or auto to read files that are not UTF-8 as Latin-1", DefaultValueFactory = _ => "utf8" };
+        var encoding = EncodingOption();
         var count = new Option<int>("--samples") { Description = "Unconditional samples (and real windows)", DefaultValueFactory = _ => 16 };
         var length = new Option<int>("--length") { Description = "Tokens per sample", DefaultValueFactory = _ => 128 };
         var judge = new Option<string?>("--judge") { Description = "Model folder whose pseudo-perplexity judges samples and real text" };
@@ -232,12 +237,7 @@ public static class EvalCommand
                 Samples = parse.GetValue(count),
                 Length = parse.GetValue(length),
                 Sampling = settings[0],
-                Latin1Fallback = parse.GetValue(encoding) switch
-                {
-                    "utf8" => false,
-                    "auto" => true,
-                    var other => throw new UnmaskException($"--encoding must be utf8 or auto, got '{other}'"),
-                },
+                Latin1Fallback = Latin1Fallback(parse.GetValue(encoding)!),
             };
             using var mlm = scoring.LoadModel(parse);
             using var judgeModel = parse.GetValue(judge) is { } dir ? MaskedLanguageModel.Load(ModelOptions.ExistingFolder(dir)) : null;

@@ -41,38 +41,31 @@ public static class GenerateCommand
 
     static void WriteJson(CliOutput io, GeneratedText r) => JsonLines.Write(io.Out, w =>
     {
+        void Array<T>(string name, IEnumerable<T> values, Action<T> write)
+        {
+            w.WriteStartArray(name);
+            foreach (var value in values) write(value);
+            w.WriteEndArray();
+        }
+
         w.WriteString("text", r.Text);
         w.WriteString("output", r.Output);
-        w.WriteStartArray("tokens");
-        foreach (var t in r.Tokens) w.WriteStringValue(t);
-        w.WriteEndArray();
-        w.WriteStartArray("ids");
-        foreach (var id in r.Ids) w.WriteNumberValue(id);
-        w.WriteEndArray();
-        w.WriteStartArray("generated_positions");
-        foreach (var p in r.GeneratedPositions) w.WriteNumberValue(p);
-        w.WriteEndArray();
+        Array("tokens", r.Tokens, w.WriteStringValue);
+        Array("ids", r.Ids, w.WriteNumberValue);
+        Array("generated_positions", r.GeneratedPositions, w.WriteNumberValue);
         w.WriteNumber("nfe", r.ForwardPasses);
         w.WriteNumber("seconds", Math.Round(r.Seconds, 4));
         if (r.Steps is null) return;
-        w.WriteStartArray("steps");
-        foreach (var step in r.Steps)
+        Array("steps", r.Steps, step =>
         {
             w.WriteStartObject();
             w.WriteNumber("step", step.Step);
             w.WriteNumber("forward_pass", step.ForwardPass);
-            w.WriteStartArray("positions");
-            foreach (var p in step.Positions) w.WriteNumberValue(p);
-            w.WriteEndArray();
-            w.WriteStartArray("ids");
-            foreach (var id in step.Ids) w.WriteNumberValue(id);
-            w.WriteEndArray();
-            w.WriteStartArray("remasked");
-            foreach (var p in step.Remasked) w.WriteNumberValue(p);
-            w.WriteEndArray();
+            Array("positions", step.Positions, w.WriteNumberValue);
+            Array("ids", step.Ids, w.WriteNumberValue);
+            Array("remasked", step.Remasked, w.WriteNumberValue);
             w.WriteEndObject();
-        }
-        w.WriteEndArray();
+        });
     });
 
     static void WriteTable(CliOutput io, GeneratedText r)
