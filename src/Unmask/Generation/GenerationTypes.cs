@@ -127,7 +127,8 @@ public sealed class ModelLogits : IMaskedLmLogits
     {
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
-        using var output = model.Forward(inputIds, attentionMask);
-        return output.Logits.clone().MoveToOuterDisposeScope(); // [batch, seq, vocab]
+        // Not disposed here: the scope frees the hidden states, and the logits leave it without a copy.
+        var output = model.Forward(inputIds, attentionMask);
+        return output.Logits.MoveToOuterDisposeScope(); // [batch, seq, vocab]
     }
 }
