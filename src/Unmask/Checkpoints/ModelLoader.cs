@@ -9,17 +9,30 @@ namespace Unmask.Checkpoints;
 /// </summary>
 public static class ModelLoader
 {
+    /// <summary>The HF classes this library implements: the model_type each expects and the head it has.</summary>
+    static readonly (string Architecture, string ModelType, HeadKind Head)[] Classes =
+    [
+        .. new[] { "bert", "roberta", "xlm-roberta" }.SelectMany(type => new[]
+        {
+            (BertConfig.ClassName(type, "ForMaskedLM"), type, HeadKind.MaskedLm),
+            (BertConfig.ClassName(type, "ForSequenceClassification"), type, HeadKind.SequenceClassification),
+            (BertConfig.ClassName(type, "ForTokenClassification"), type, HeadKind.TokenClassification),
+        }),
+        (DistilBertForMaskedLM.ArchitectureName, "distilbert", HeadKind.MaskedLm),
+        (DistilBertForSequenceClassification.ArchitectureName, "distilbert", HeadKind.SequenceClassification),
+        (DistilBertForTokenClassification.ArchitectureName, "distilbert", HeadKind.TokenClassification),
+        (ElectraForMaskedLM.ArchitectureName, "electra", HeadKind.MaskedLm),
+        (ElectraForPreTraining.ArchitectureName, "electra", HeadKind.ReplacedToken),
+        (ElectraForSequenceClassification.ArchitectureName, "electra", HeadKind.SequenceClassification),
+        (ElectraForTokenClassification.ArchitectureName, "electra", HeadKind.TokenClassification),
+        (ModernBertForMaskedLM.ArchitectureName, "modernbert", HeadKind.MaskedLm),
+        (ModernBertForSequenceClassification.ArchitectureName, "modernbert", HeadKind.SequenceClassification),
+        (ModernBertForTokenClassification.ArchitectureName, "modernbert", HeadKind.TokenClassification),
+    ];
+
     /// <summary>The HF classes this library implements, with the model_type each expects.</summary>
-    public static IReadOnlyDictionary<string, string> SupportedArchitectures { get; } = new Dictionary<string, string>
-    {
-        ["BertForMaskedLM"] = "bert",
-        ["RobertaForMaskedLM"] = "roberta",
-        ["XLMRobertaForMaskedLM"] = "xlm-roberta",
-        [DistilBertForMaskedLM.ArchitectureName] = "distilbert",
-        [ElectraForMaskedLM.ArchitectureName] = "electra",
-        [ElectraForPreTraining.ArchitectureName] = "electra",
-        [ModernBertForMaskedLM.ArchitectureName] = "modernbert",
-    };
+    public static IReadOnlyDictionary<string, string> SupportedArchitectures { get; } =
+        Classes.ToDictionary(c => c.Architecture, c => c.ModelType);
 
     /// <summary>Reads a model folder in eval mode, as the class its config.json names.</summary>
     public static PretrainedModel Load(string dir) => LoadWithReport(dir).Model;
@@ -31,7 +44,8 @@ public static class ModelLoader
     /// under the same names load too, and the report lists the head parameters left newly initialised and the folder's
     /// tensors left unused.
     /// </summary>
-    public static (PretrainedModel Model, LoadReport Report) LoadWithReport(string dir, HeadKind? head = null)
+    /// <param name="configure">Changes the folder's config before the model is built (a classifier's labels).</param>
+    public static (PretrainedModel Model, LoadReport Report) LoadWithReport(string dir, HeadKind? head = null, Func<IHfConfig, IHfConfig>? configure = null)
     {
         if (!Directory.Exists(dir)) throw new UnmaskException($"Model folder '{dir}' does not exist.");
         var configPath = Path.Combine(dir, ModelFolder.ConfigFileName);
@@ -47,7 +61,7 @@ public static class ModelLoader
             PretrainedModel model;
             // Loading the folder's own class, every parameter is copied from the file or tied to one that is (a missing
             // one is an error below), so random initialisation would be wasted; another head starts from HF's random one.
-            using (encoderOnly ? null : Parameters.SkipInitialisation()) model = Create(configPath, architecture, modelType, weights);
+            using (encoderOnly ? null : Parameters.SkipInitialisation()) model = Create(configPath, architecture, modelType, weights, configure);
             try
             {
                 var report = model.LoadHfWeights(weights, encoderOnly);
@@ -89,35 +103,28 @@ public static class ModelLoader
     public static PretrainedModel Create(string configPath)
     {
         var (architecture, modelType) = Identify(configPath);
-        return Create(configPath, architecture, modelType, weights: null);
+        return Create(configPath, architecture, modelType, weights: null, configure: null);
     }
 
-    /// <param name="weights">The checkpoint about to be loaded: a BERT pooler is built when it carries one whole.</param>
-    static PretrainedModel Create(string configPath, string architecture, string modelType, IHfTensorSource? weights) => architecture switch
-    {
-        "BertForMaskedLM" or "RobertaForMaskedLM" or "XLMRobertaForMaskedLM" => CreateBert(configPath, architecture, modelType, weights),
-        DistilBertForMaskedLM.ArchitectureName => DistilBertForMaskedLM.Create(DistilBertConfig.Load(configPath)),
-        ElectraForMaskedLM.ArchitectureName => ElectraForMaskedLM.Create(ElectraConfig.Load(configPath)),
-        ElectraForPreTraining.ArchitectureName => ElectraForPreTraining.Create(ElectraConfig.Load(configPath)),
-        ModernBertForMaskedLM.ArchitectureName => ModernBertForMaskedLM.Create(ModernBertConfig.Load(configPath)),
-        _ => throw new InvalidOperationException($"{architecture} ({modelType}) is listed as supported but not built."),
-    };
+    /// <summary>The head of a class this library implements.</summary>
+    public static HeadKind HeadOf(string architecture) => Classes.First(c => c.Architecture == architecture).Head;
 
-    static BertForMaskedLM CreateBert(string configPath, string architecture, string modelType, IHfTensorSource? weights)
+    /// <param name="weights">The checkpoint about to be loaded: a BERT masked LM builds a pooler when it carries one whole.</param>
+    static PretrainedModel Create(string configPath, string architecture, string modelType, IHfTensorSource? weights, Func<IHfConfig, IHfConfig>? configure)
     {
-        var config = CheckedBertConfig(configPath, architecture, modelType);
-        var pooler = (config.IsRoberta ? "roberta" : "bert") + ".pooler.dense.";
+        var config = modelType is "bert" or "roberta" or "xlm-roberta"
+            ? CheckedBertConfig(configPath, architecture, modelType)
+            : ModelFamilies.LoadConfig(configPath);
+        if (configure is not null) config = configure(config);
+        var pooler = (modelType == "bert" ? "bert" : "roberta") + ".pooler.dense.";
         bool hasPooler = weights is not null && weights.Contains(pooler + "weight") && weights.Contains(pooler + "bias");
-        return BertForMaskedLM.Create(config, addPoolingLayer: hasPooler);
+        return ModelFamilies.Create(config, HeadOf(architecture), addPoolingLayer: hasPooler);
     }
 
     /// <summary>The class of <paramref name="modelType"/>'s family with <paramref name="head"/>.</summary>
-    static string ClassFor(string modelType, HeadKind head, string configPath)
-    {
-        var match = SupportedArchitectures.Where(p => p.Value == modelType).Select(p => p.Key)
-            .FirstOrDefault(a => head == HeadKind.ReplacedToken ? a == ElectraForPreTraining.ArchitectureName : a != ElectraForPreTraining.ArchitectureName);
-        return match ?? throw new UnmaskException($"{configPath}: a '{modelType}' model has no {head} head here.");
-    }
+    static string ClassFor(string modelType, HeadKind head, string configPath) =>
+        Classes.FirstOrDefault(c => c.ModelType == modelType && c.Head == head).Architecture
+        ?? throw new UnmaskException($"{configPath}: a '{modelType}' model has no {head} head here.");
 
     /// <summary>The family of a config.json whose class may be one this library does not build (a classifier's):
     /// the supported class it names (null for another) and its model_type.</summary>

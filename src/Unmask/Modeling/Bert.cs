@@ -370,7 +370,84 @@ public sealed class BertForMaskedLM : PretrainedModel
         || name.StartsWith("cls.seq_relationship.", StringComparison.Ordinal)
         || (!hasPooler && name.StartsWith(EncoderPrefix + ".pooler.", StringComparison.Ordinal));
 
-    private protected override Tensor HeadForward(Tensor hidden) => lmHead.forward(hidden);
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) => lmHead.forward(hidden);
 
     private protected override Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask) => MaskedLmLoss(logits, labels);
+}
+
+/// <summary>
+/// BertForSequenceClassification: the pooler's output, dropout, classifier. For RoBERTa configs
+/// RobertaForSequenceClassification: no pooler; classifier.dense, tanh and classifier.out_proj on the first token.
+/// </summary>
+public sealed class BertForSequenceClassification : SequenceClassificationModel
+{
+    readonly nn.Module<Tensor, Tensor>? robertaHead;
+    readonly Linear? classifier;
+    readonly double dropout;
+
+    BertForSequenceClassification(BertConfig c) : base(nameof(BertForSequenceClassification), c, c.IsRoberta ? "roberta" : "bert", new BertModel(c, addPoolingLayer: !c.IsRoberta))
+    {
+        Config = c;
+        dropout = c.ClassifierDropout ?? c.HiddenDropoutProb;
+        if (c.IsRoberta)
+        {
+            robertaHead = new FirstTokenClassificationHead(c.HiddenSize, NumLabels, c.InitializerRange, dropout, x => x.tanh());
+            register_module("classifier", robertaHead);
+        }
+        else
+        {
+            classifier = new Linear(c.HiddenSize, NumLabels, c.InitializerRange);
+            register_module("classifier", classifier);
+        }
+    }
+
+    /// <summary>A randomly initialised classifier with the config's labels (id2label), in training mode.</summary>
+    public static BertForSequenceClassification Create(BertConfig config)
+    {
+        config.Validate("BERT config");
+        return new BertForSequenceClassification(config with { Architectures = [BertConfig.ClassName(config.ModelType, "ForSequenceClassification")] });
+    }
+
+    public BertConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask)
+    {
+        if (robertaHead is not null) return robertaHead.forward(hidden);
+        var pooled = F.dropout(Encoder.Pool(hidden)!, dropout, training); // [batch, hidden]
+        return classifier!.forward(pooled).to(ScalarType.Float32); // [batch, num_labels]
+    }
+}
+
+/// <summary>BertForTokenClassification (RobertaForTokenClassification for RoBERTa configs): dropout and a linear
+/// classifier on every position; no pooler.</summary>
+public sealed class BertForTokenClassification : TokenClassificationModel
+{
+    readonly Linear classifier;
+    readonly double dropout;
+
+    BertForTokenClassification(BertConfig c) : base(nameof(BertForTokenClassification), c, c.IsRoberta ? "roberta" : "bert", new BertModel(c, addPoolingLayer: false))
+    {
+        Config = c;
+        dropout = c.ClassifierDropout ?? c.HiddenDropoutProb;
+        classifier = new Linear(c.HiddenSize, NumLabels, c.InitializerRange);
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised token classifier with the config's labels (id2label), in training mode.</summary>
+    public static BertForTokenClassification Create(BertConfig config)
+    {
+        config.Validate("BERT config");
+        return new BertForTokenClassification(config with { Architectures = [BertConfig.ClassName(config.ModelType, "ForTokenClassification")] });
+    }
+
+    public BertConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    // BERT's pooler is not part of this class; a checkpoint that carries one (a sequence classifier's) leaves it unused.
+    private protected override bool IgnoredOnLoad(string name) => base.IgnoredOnLoad(name)
+        || name.StartsWith(EncoderPrefix + ".pooler.", StringComparison.Ordinal);
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) =>
+        classifier.forward(F.dropout(hidden, dropout, training)).to(ScalarType.Float32); // [..., num_labels]
 }

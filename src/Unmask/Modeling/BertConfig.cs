@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Unmask.Modeling;
 
 /// <summary>BERT hyper-parameters, spelled as in a Hugging Face config.json.</summary>
-public sealed record BertConfig : IHfConfig
+public sealed record BertConfig : HfConfigLabels, IHfConfig
 {
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("hidden_size")] public required int HiddenSize { get; init; }
@@ -19,6 +19,7 @@ public sealed record BertConfig : IHfConfig
     [JsonPropertyName("initializer_range")] public double InitializerRange { get; init; } = 0.02;
     [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-12;
     [JsonPropertyName("pad_token_id")] public int? PadTokenId { get; init; } = 0;
+    [JsonPropertyName("classifier_dropout")] public double? ClassifierDropout { get; init; }
     [JsonPropertyName("position_embedding_type")] public string PositionEmbeddingType { get; init; } = "absolute";
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "bert";
     [JsonPropertyName("architectures")] public IReadOnlyList<string>? Architectures { get; init; } = ["BertForMaskedLM"];
@@ -40,11 +41,14 @@ public sealed record BertConfig : IHfConfig
     /// <summary>The HF class name: the first entry of <c>architectures</c>, else the masked-LM class of the model type.</summary>
     [JsonIgnore] public string Architecture => Architectures is [var first, ..] ? first : DefaultArchitecture(ModelType);
 
-    internal static string DefaultArchitecture(string modelType) => modelType switch
+    internal static string DefaultArchitecture(string modelType) => ClassName(modelType, "ForMaskedLM");
+
+    /// <summary>The HF class of <paramref name="modelType"/> with <paramref name="head"/>: Bert/Roberta/XLMRoberta + head.</summary>
+    internal static string ClassName(string modelType, string head) => modelType switch
     {
-        "roberta" => "RobertaForMaskedLM",
-        "xlm-roberta" => "XLMRobertaForMaskedLM",
-        _ => "BertForMaskedLM",
+        "roberta" => "Roberta" + head,
+        "xlm-roberta" => "XLMRoberta" + head,
+        _ => "Bert" + head,
     };
 
     /// <summary>Activation names accepted in <c>hidden_act</c>, as HF's ACT2FN spells them.</summary>
@@ -92,6 +96,8 @@ public sealed record BertConfig : IHfConfig
     internal void Validate(string source)
     {
         void Require(bool ok, string field, string problem) => HfConfigJson.Require(source, ok, field, problem);
+        ValidateLabels(source);
+        Require(ClassifierDropout is null or (>= 0 and < 1), "classifier_dropout", $"must be in [0, 1) (got {ClassifierDropout}).");
 
         Require(ModelType is "bert" or "roberta" or "xlm-roberta", "model_type",
             $"is '{ModelType}'; only 'bert', 'roberta' and 'xlm-roberta' are supported here.");

@@ -237,8 +237,71 @@ public sealed class DistilBertForMaskedLM : PretrainedModel
     private protected override IReadOnlySet<string> TiedNames => tiedNames;
 
     // LayerNorm runs in float32 under a bf16 compute dtype; logits leave in float32.
-    private protected override Tensor HeadForward(Tensor hidden) =>
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) =>
         vocabProjector.forward(vocabLayerNorm.forward(activation(vocabTransform.forward(hidden)).to(ScalarType.Float32))).to(ScalarType.Float32);
 
     private protected override Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask) => MaskedLmLoss(logits, labels);
+}
+
+/// <summary>DistilBertForSequenceClassification: the first token through pre_classifier, ReLU, dropout
+/// (seq_classif_dropout) and classifier.</summary>
+public sealed class DistilBertForSequenceClassification : SequenceClassificationModel
+{
+    public const string ArchitectureName = "DistilBertForSequenceClassification";
+
+    readonly Linear preClassifier;
+    readonly Linear classifier;
+
+    DistilBertForSequenceClassification(DistilBertConfig c) : base(nameof(DistilBertForSequenceClassification), c, "distilbert", new DistilBertModel(c))
+    {
+        Config = c;
+        preClassifier = new Linear(c.Dim, c.Dim, c.InitializerRange);
+        classifier = new Linear(c.Dim, NumLabels, c.InitializerRange);
+        register_module("pre_classifier", preClassifier);
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised classifier with the config's labels (id2label), in training mode.</summary>
+    public static DistilBertForSequenceClassification Create(DistilBertConfig config)
+    {
+        config.Validate("DistilBERT config");
+        return new DistilBertForSequenceClassification(config with { Architectures = [ArchitectureName] });
+    }
+
+    public DistilBertConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask)
+    {
+        var pooled = F.relu(preClassifier.forward(hidden.select(1, 0))); // [batch, dim]
+        return classifier.forward(F.dropout(pooled, Config.SeqClassifDropout, training)).to(ScalarType.Float32); // [batch, num_labels]
+    }
+}
+
+/// <summary>DistilBertForTokenClassification: dropout (the config's dropout) and a linear classifier on every position.</summary>
+public sealed class DistilBertForTokenClassification : TokenClassificationModel
+{
+    public const string ArchitectureName = "DistilBertForTokenClassification";
+
+    readonly Linear classifier;
+
+    DistilBertForTokenClassification(DistilBertConfig c) : base(nameof(DistilBertForTokenClassification), c, "distilbert", new DistilBertModel(c))
+    {
+        Config = c;
+        classifier = new Linear(c.Dim, NumLabels, c.InitializerRange);
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised token classifier with the config's labels (id2label), in training mode.</summary>
+    public static DistilBertForTokenClassification Create(DistilBertConfig config)
+    {
+        config.Validate("DistilBERT config");
+        return new DistilBertForTokenClassification(config with { Architectures = [ArchitectureName] });
+    }
+
+    public DistilBertConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) =>
+        classifier.forward(F.dropout(hidden, Config.Dropout, training)).to(ScalarType.Float32); // [..., num_labels]
 }

@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Unmask.Modeling;
 
 /// <summary>DistilBERT hyper-parameters, spelled as in a Hugging Face config.json.</summary>
-public sealed record DistilBertConfig : IHfConfig
+public sealed record DistilBertConfig : HfConfigLabels, IHfConfig
 {
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("dim")] public required int Dim { get; init; }
@@ -14,6 +14,8 @@ public sealed record DistilBertConfig : IHfConfig
     [JsonPropertyName("activation")] public string Activation { get; init; } = "gelu";
     [JsonPropertyName("dropout")] public double Dropout { get; init; } = 0.1;
     [JsonPropertyName("attention_dropout")] public double AttentionDropout { get; init; } = 0.1;
+    [JsonPropertyName("seq_classif_dropout")] public double SeqClassifDropout { get; init; } = 0.2;
+    [JsonPropertyName("qa_dropout")] public double QaDropout { get; init; } = 0.1;
     [JsonPropertyName("max_position_embeddings")] public int MaxPositionEmbeddings { get; init; } = 512;
     [JsonPropertyName("sinusoidal_pos_embds")] public bool SinusoidalPosEmbds { get; init; }
     [JsonPropertyName("initializer_range")] public double InitializerRange { get; init; } = 0.02;
@@ -47,6 +49,8 @@ public sealed record DistilBertConfig : IHfConfig
     {
         void Require(bool ok, string field, string problem) => HfConfigJson.Require(source, ok, field, problem);
         Require(ModelType == "distilbert", "model_type", $"is '{ModelType}', expected 'distilbert'.");
+        ValidateLabels(source);
+        Require(SeqClassifDropout is >= 0 and < 1, "seq_classif_dropout", $"must be in [0, 1) (got {SeqClassifDropout}).");
         Require(VocabSize > 0, "vocab_size", $"must be positive (got {VocabSize}).");
         Require(Dim > 0, "dim", $"must be positive (got {Dim}).");
         Require(NLayers >= 0, "n_layers", $"must not be negative (got {NLayers}).");

@@ -117,7 +117,7 @@ public sealed class ElectraForMaskedLM : PretrainedModel
     private protected override double InitializerRange => Config.InitializerRange;
     private protected override IReadOnlySet<string> TiedNames => tiedNames;
 
-    private protected override Tensor HeadForward(Tensor hidden) =>
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) =>
         generatorLmHead.forward(generatorPredictions.forward(hidden)).to(ScalarType.Float32);
 
     private protected override Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask) => MaskedLmLoss(logits, labels);
@@ -172,7 +172,7 @@ public sealed class ElectraForPreTraining : PretrainedModel
     private protected override IReadOnlySet<string> TiedNames { get; } = new HashSet<string>();
 
     /// <returns>[batch, seq] (at selected positions: [n]).</returns>
-    private protected override Tensor HeadForward(Tensor hidden) => discriminatorPredictions.forward(hidden);
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) => discriminatorPredictions.forward(hidden);
 
     // HF counts only positions whose attention mask is 1; -100 leaves a position out as everywhere else.
     private protected override Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask)
@@ -183,4 +183,64 @@ public sealed class ElectraForPreTraining : PretrainedModel
         return F.binary_cross_entropy_with_logits(logits.reshape(-1).index_select(0, rows),
             labels.reshape(-1).index_select(0, rows).to(ScalarType.Float32));
     }
+}
+
+/// <summary>ElectraForSequenceClassification: classifier.dense, exact GELU (whatever hidden_act says, as in HF) and
+/// classifier.out_proj on the first token, with dropout before each.</summary>
+public sealed class ElectraForSequenceClassification : SequenceClassificationModel
+{
+    public const string ArchitectureName = "ElectraForSequenceClassification";
+
+    readonly FirstTokenClassificationHead classifier;
+
+    ElectraForSequenceClassification(ElectraConfig c) : base(nameof(ElectraForSequenceClassification), c, "electra", new ElectraModel(c))
+    {
+        Config = c;
+        classifier = new FirstTokenClassificationHead(c.HiddenSize, NumLabels, c.InitializerRange,
+            c.ClassifierDropout ?? c.HiddenDropoutProb, x => F.gelu(x));
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised classifier with the config's labels (id2label), in training mode.</summary>
+    public static ElectraForSequenceClassification Create(ElectraConfig config)
+    {
+        config.Validate("ELECTRA config");
+        return new ElectraForSequenceClassification(config with { Architectures = [ArchitectureName] });
+    }
+
+    public ElectraConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) => classifier.forward(hidden);
+}
+
+/// <summary>ElectraForTokenClassification: dropout (classifier_dropout, else hidden_dropout_prob) and a linear
+/// classifier on every position.</summary>
+public sealed class ElectraForTokenClassification : TokenClassificationModel
+{
+    public const string ArchitectureName = "ElectraForTokenClassification";
+
+    readonly Linear classifier;
+    readonly double dropout;
+
+    ElectraForTokenClassification(ElectraConfig c) : base(nameof(ElectraForTokenClassification), c, "electra", new ElectraModel(c))
+    {
+        Config = c;
+        dropout = c.ClassifierDropout ?? c.HiddenDropoutProb;
+        classifier = new Linear(c.HiddenSize, NumLabels, c.InitializerRange);
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised token classifier with the config's labels (id2label), in training mode.</summary>
+    public static ElectraForTokenClassification Create(ElectraConfig config)
+    {
+        config.Validate("ELECTRA config");
+        return new ElectraForTokenClassification(config with { Architectures = [ArchitectureName] });
+    }
+
+    public ElectraConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) =>
+        classifier.forward(F.dropout(hidden, dropout, training)).to(ScalarType.Float32); // [..., num_labels]
 }

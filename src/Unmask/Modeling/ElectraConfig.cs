@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 namespace Unmask.Modeling;
 
 /// <summary>ELECTRA hyper-parameters, spelled as in a Hugging Face config.json.</summary>
-public sealed record ElectraConfig : IHfConfig
+public sealed record ElectraConfig : HfConfigLabels, IHfConfig
 {
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("embedding_size")] public int EmbeddingSize { get; init; } = 128;
@@ -20,6 +20,7 @@ public sealed record ElectraConfig : IHfConfig
     [JsonPropertyName("initializer_range")] public double InitializerRange { get; init; } = 0.02;
     [JsonPropertyName("layer_norm_eps")] public double LayerNormEps { get; init; } = 1e-12;
     [JsonPropertyName("pad_token_id")] public int? PadTokenId { get; init; } = 0;
+    [JsonPropertyName("classifier_dropout")] public double? ClassifierDropout { get; init; }
     [JsonPropertyName("position_embedding_type")] public string PositionEmbeddingType { get; init; } = "absolute";
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "electra";
     [JsonPropertyName("architectures")] public IReadOnlyList<string>? Architectures { get; init; }
@@ -45,6 +46,8 @@ public sealed record ElectraConfig : IHfConfig
     {
         void Require(bool ok, string field, string problem) => HfConfigJson.Require(source, ok, field, problem);
         Require(ModelType == "electra", "model_type", $"is '{ModelType}', expected 'electra'.");
+        ValidateLabels(source);
+        Require(ClassifierDropout is null or (>= 0 and < 1), "classifier_dropout", $"must be in [0, 1) (got {ClassifierDropout}).");
         Require(EmbeddingSize > 0, "embedding_size", $"must be positive (got {EmbeddingSize}).");
         Require(PositionEmbeddingType == "absolute", "position_embedding_type",
             $"'{PositionEmbeddingType}' is not supported; only 'absolute' is.");

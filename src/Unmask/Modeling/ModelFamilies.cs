@@ -44,14 +44,31 @@ public static class ModelFamilies
 
     /// <summary>A randomly initialised masked LM of the config's family (ELECTRA's generator for an ELECTRA config),
     /// in training mode.</summary>
-    public static PretrainedModel CreateMaskedLm(IHfConfig config, ComputeDtype computeDtype = ComputeDtype.Float32)
+    public static PretrainedModel CreateMaskedLm(IHfConfig config, ComputeDtype computeDtype = ComputeDtype.Float32) =>
+        Create(config, HeadKind.MaskedLm, computeDtype);
+
+    /// <summary>A randomly initialised model of the config's family with <paramref name="head"/>, in training mode;
+    /// classifier heads take the config's labels (id2label).</summary>
+    /// <param name="addPoolingLayer">BERT masked LM only: also build bert.pooler (for checkpoints that carry it).</param>
+    public static PretrainedModel Create(IHfConfig config, HeadKind head, ComputeDtype computeDtype = ComputeDtype.Float32, bool addPoolingLayer = false)
     {
-        PretrainedModel model = config switch
+        PretrainedModel model = (config, head) switch
         {
-            BertConfig c => BertForMaskedLM.Create(c),
-            DistilBertConfig c => DistilBertForMaskedLM.Create(c),
-            ElectraConfig c => ElectraForMaskedLM.Create(c),
-            ModernBertConfig c => ModernBertForMaskedLM.Create(c),
+            (BertConfig c, HeadKind.MaskedLm) => BertForMaskedLM.Create(c, addPoolingLayer: addPoolingLayer),
+            (BertConfig c, HeadKind.SequenceClassification) => BertForSequenceClassification.Create(c),
+            (BertConfig c, HeadKind.TokenClassification) => BertForTokenClassification.Create(c),
+            (DistilBertConfig c, HeadKind.MaskedLm) => DistilBertForMaskedLM.Create(c),
+            (DistilBertConfig c, HeadKind.SequenceClassification) => DistilBertForSequenceClassification.Create(c),
+            (DistilBertConfig c, HeadKind.TokenClassification) => DistilBertForTokenClassification.Create(c),
+            (ElectraConfig c, HeadKind.MaskedLm) => ElectraForMaskedLM.Create(c),
+            (ElectraConfig c, HeadKind.ReplacedToken) => ElectraForPreTraining.Create(c),
+            (ElectraConfig c, HeadKind.SequenceClassification) => ElectraForSequenceClassification.Create(c),
+            (ElectraConfig c, HeadKind.TokenClassification) => ElectraForTokenClassification.Create(c),
+            (ModernBertConfig c, HeadKind.MaskedLm) => ModernBertForMaskedLM.Create(c),
+            (ModernBertConfig c, HeadKind.SequenceClassification) => ModernBertForSequenceClassification.Create(c),
+            (ModernBertConfig c, HeadKind.TokenClassification) => ModernBertForTokenClassification.Create(c),
+            (BertConfig or DistilBertConfig or ElectraConfig or ModernBertConfig, _) =>
+                throw new UnmaskException($"A '{config.ModelType}' model has no {head} head here."),
             _ => throw new ArgumentException($"{config.GetType().Name} is not a family config of this library", nameof(config)),
         };
         model.ComputeDtype = computeDtype;

@@ -253,7 +253,83 @@ public sealed class ModernBertForMaskedLM : PretrainedModel
     private protected override IReadOnlySet<string> TiedNames => tiedNames;
 
     /// <remarks>LastHiddenState comes after final_norm; HiddenStates[^1] is the last layer's output before it.</remarks>
-    private protected override Tensor HeadForward(Tensor hidden) => decoder.forward(head.forward(hidden)).to(ScalarType.Float32);
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) => decoder.forward(head.forward(hidden)).to(ScalarType.Float32);
 
     private protected override Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask) => MaskedLmLoss(logits, labels);
+}
+
+/// <summary>
+/// ModernBertForSequenceClassification: the last hidden state pooled by classifier_pooling (the first token, or the
+/// mean over unpadded positions), then head (dense, classifier_activation, norm), dropout and classifier.
+/// </summary>
+public sealed class ModernBertForSequenceClassification : SequenceClassificationModel
+{
+    public const string ArchitectureName = "ModernBertForSequenceClassification";
+
+    readonly ModernBertPredictionHead head;
+    readonly Linear classifier;
+
+    ModernBertForSequenceClassification(ModernBertConfig c) : base(nameof(ModernBertForSequenceClassification), c, "model", new ModernBertModel(c))
+    {
+        Config = c;
+        head = new ModernBertPredictionHead(c);
+        classifier = new Linear(c.HiddenSize, NumLabels, c.InitializerRange);
+        register_module("head", head);
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised classifier with the config's labels (id2label), in training mode.</summary>
+    public static ModernBertForSequenceClassification Create(ModernBertConfig config)
+    {
+        config.Validate("ModernBERT config");
+        return new ModernBertForSequenceClassification(config with { Architectures = [ArchitectureName] });
+    }
+
+    public ModernBertConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask)
+    {
+        Tensor pooled;
+        if (Config.ClassifierPooling == "mean")
+        {
+            var mask = (attentionMask ?? torch.ones(hidden.shape[0], hidden.shape[1], dtype: ScalarType.Int64)).to(hidden.dtype); // [batch, seq]
+            pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim: true); // [batch, hidden]
+        }
+        else pooled = hidden.select(1, 0); // [batch, hidden]
+        var transformed = F.dropout(head.forward(pooled), Config.ClassifierDropout, training);
+        return classifier.forward(transformed).to(ScalarType.Float32); // [batch, num_labels]
+    }
+}
+
+/// <summary>ModernBertForTokenClassification: head (dense, classifier_activation, norm), dropout and classifier on
+/// every position.</summary>
+public sealed class ModernBertForTokenClassification : TokenClassificationModel
+{
+    public const string ArchitectureName = "ModernBertForTokenClassification";
+
+    readonly ModernBertPredictionHead head;
+    readonly Linear classifier;
+
+    ModernBertForTokenClassification(ModernBertConfig c) : base(nameof(ModernBertForTokenClassification), c, "model", new ModernBertModel(c))
+    {
+        Config = c;
+        head = new ModernBertPredictionHead(c);
+        classifier = new Linear(c.HiddenSize, NumLabels, c.InitializerRange);
+        register_module("head", head);
+        register_module("classifier", classifier);
+    }
+
+    /// <summary>A randomly initialised token classifier with the config's labels (id2label), in training mode.</summary>
+    public static ModernBertForTokenClassification Create(ModernBertConfig config)
+    {
+        config.Validate("ModernBERT config");
+        return new ModernBertForTokenClassification(config with { Architectures = [ArchitectureName] });
+    }
+
+    public ModernBertConfig Config { get; }
+    private protected override double InitializerRange => Config.InitializerRange;
+
+    private protected override Tensor HeadForward(Tensor hidden, Tensor? attentionMask) =>
+        classifier.forward(F.dropout(head.forward(hidden), Config.ClassifierDropout, training)).to(ScalarType.Float32); // [..., num_labels]
 }

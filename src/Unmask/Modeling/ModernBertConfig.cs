@@ -6,7 +6,7 @@ using TorchSharp.Modules;
 namespace Unmask.Modeling;
 
 /// <summary>ModernBERT hyper-parameters, spelled as in a Hugging Face config.json.</summary>
-public sealed record ModernBertConfig : IHfConfig
+public sealed record ModernBertConfig : HfConfigLabels, IHfConfig
 {
     [JsonPropertyName("vocab_size")] public required int VocabSize { get; init; }
     [JsonPropertyName("hidden_size")] public required int HiddenSize { get; init; }
@@ -30,6 +30,8 @@ public sealed record ModernBertConfig : IHfConfig
     [JsonPropertyName("mlp_dropout")] public double MlpDropout { get; init; }
     [JsonPropertyName("decoder_bias")] public bool DecoderBias { get; init; } = true;
     [JsonPropertyName("classifier_activation")] public string ClassifierActivation { get; init; } = "gelu";
+    [JsonPropertyName("classifier_pooling")] public string ClassifierPooling { get; init; } = "cls";
+    [JsonPropertyName("classifier_dropout")] public double ClassifierDropout { get; init; }
     [JsonPropertyName("classifier_bias")] public bool ClassifierBias { get; init; }
     [JsonPropertyName("model_type")] public string ModelType { get; init; } = "modernbert";
     [JsonPropertyName("architectures")] public IReadOnlyList<string>? Architectures { get; init; } = [ModernBertForMaskedLM.ArchitectureName];
@@ -60,6 +62,9 @@ public sealed record ModernBertConfig : IHfConfig
     {
         void Require(bool ok, string field, string problem) => HfConfigJson.Require(source, ok, field, problem);
         Require(ModelType == "modernbert", "model_type", $"is '{ModelType}', expected 'modernbert'.");
+        ValidateLabels(source);
+        Require(ClassifierPooling is "cls" or "mean", "classifier_pooling", $"is '{ClassifierPooling}'; transformers knows 'cls' and 'mean'.");
+        Require(ClassifierDropout is >= 0 and < 1, "classifier_dropout", $"must be in [0, 1) (got {ClassifierDropout}).");
         Require(VocabSize > 0, "vocab_size", $"must be positive (got {VocabSize}).");
         Require(HiddenSize > 0, "hidden_size", $"must be positive (got {HiddenSize}).");
         Require(NumHiddenLayers >= 0, "num_hidden_layers", $"must not be negative (got {NumHiddenLayers}).");

@@ -15,6 +15,12 @@ public enum HeadKind
 
     /// <summary>ELECTRA's discriminator: one logit per position that the token was replaced, [batch, seq].</summary>
     ReplacedToken,
+
+    /// <summary>*ForSequenceClassification: one row of num_labels logits per sequence, [batch, num_labels].</summary>
+    SequenceClassification,
+
+    /// <summary>*ForTokenClassification: num_labels logits per position, [batch, seq, num_labels].</summary>
+    TokenClassification,
 }
 
 /// <summary>Outputs of <see cref="PretrainedModel.Forward"/>; disposing it disposes every tensor in it.</summary>
@@ -131,9 +137,20 @@ public abstract class PretrainedModel : nn.Module
         name.StartsWith(EncoderPrefix + ".embeddings.", StringComparison.Ordinal)
         && (name.EndsWith(".position_ids", StringComparison.Ordinal) || name.EndsWith(".token_type_ids", StringComparison.Ordinal));
 
-    /// <summary>The head over encoder outputs: [..., hidden] → [..., vocab] (masked LM) or [...] (replaced token).
-    /// Its result is float32 whatever the compute dtype: softmax and the losses need its range.</summary>
-    private protected abstract Tensor HeadForward(Tensor hidden);
+    /// <summary>The head over encoder outputs: [..., hidden] → [..., vocab] (masked LM), [...] (replaced token),
+    /// [..., num_labels] (tokens), or [batch, seq, hidden] → [batch, num_labels] (sequences). Its result is float32
+    /// whatever the compute dtype: softmax and the losses need its range.</summary>
+    /// <param name="attentionMask">[batch, seq] for dense hidden states (a pooling head reads it); null at selected positions.</param>
+    private protected abstract Tensor HeadForward(Tensor hidden, Tensor? attentionMask);
+
+    /// <summary>Checks <c>labels</c> against input_ids: by default one int64 target per position.</summary>
+    private protected virtual void CheckLabels(Tensor labels, Tensor inputIds)
+    {
+        if (!labels.shape.SequenceEqual(inputIds.shape))
+            throw new ArgumentException($"labels has shape [{string.Join(", ", labels.shape)}], expected [{string.Join(", ", inputIds.shape)}] like input_ids.");
+        if (labels.dtype != ScalarType.Int64)
+            throw new ArgumentException($"labels must be int64, got {labels.dtype}.");
+    }
 
     /// <summary>The head's loss; <paramref name="attentionMask"/> is given only for dense logits.</summary>
     private protected abstract Tensor HeadLoss(Tensor logits, Tensor labels, Tensor? attentionMask);
@@ -159,12 +176,12 @@ public abstract class PretrainedModel : nn.Module
         if (positions is not null)
         {
             var selected = positions.reshape(-1).nonzero().squeeze(1); // [n]
-            logits = HeadForward(sequence.reshape(-1, sequence.shape[2]).index_select(0, selected)); // [n, ...]
+            logits = HeadForward(sequence.reshape(-1, sequence.shape[2]).index_select(0, selected), null); // [n, ...]
             if (labels is not null) loss = HeadLoss(logits, labels.reshape(-1).index_select(0, selected), null);
         }
         else
         {
-            logits = HeadForward(sequence); // [batch, seq, ...]
+            logits = HeadForward(sequence, attentionMask); // [batch, seq, ...] or [batch, num_labels]
             if (labels is not null) loss = HeadLoss(logits, labels, attentionMask);
         }
 
@@ -207,7 +224,9 @@ public abstract class PretrainedModel : nn.Module
     public LoadReport LoadHfWeights(IHfTensorSource source, bool encoderOnly = false)
     {
         var prefix = EncoderPrefix + ".";
-        bool OutsideEncoder(string name) => encoderOnly && !name.StartsWith(prefix, StringComparison.Ordinal);
+        // BERT's pooler belongs to BertModel, yet masked-LM checkpoints lack it and classifiers start it afresh, as in HF.
+        bool OutsideEncoder(string name) => encoderOnly
+            && (!name.StartsWith(prefix, StringComparison.Ordinal) || name.StartsWith(prefix + "pooler.", StringComparison.Ordinal));
         return HfWeights.Copy(Architecture, state_dict(), source, TiedNames, IgnoredOnLoad, OutsideEncoder);
     }
 
@@ -218,13 +237,14 @@ public abstract class PretrainedModel : nn.Module
         var seq = inputIds.shape[1];
         if (seq > MaxSequenceLength)
             throw new ArgumentException($"Sequence length {seq} exceeds the {MaxSequenceLength} positions the model's max_position_embeddings allows.");
-        foreach (var (name, tensor) in new[] { ("attention_mask", attentionMask), ("token_type_ids", tokenTypeIds), ("labels", labels), ("positions", positions) })
+        foreach (var (name, tensor) in new[] { ("attention_mask", attentionMask), ("token_type_ids", tokenTypeIds), ("positions", positions) })
         {
             if (tensor is not null && !tensor.shape.SequenceEqual(inputIds.shape))
                 throw new ArgumentException($"{name} has shape [{string.Join(", ", tensor.shape)}], expected [{string.Join(", ", inputIds.shape)}] like input_ids.");
         }
-        if (labels is not null && labels.dtype != ScalarType.Int64)
-            throw new ArgumentException($"labels must be int64, got {labels.dtype}.");
+        if (labels is not null) CheckLabels(labels, inputIds);
+        if (positions is not null && Head == HeadKind.SequenceClassification)
+            throw new ArgumentException("positions select tokens; a sequence classifier has one output per sequence.");
         if (positions is not null && positions.dtype != ScalarType.Bool)
             throw new ArgumentException($"positions must be a bool tensor, got {positions.dtype}.");
         if (inputIds.numel() == 0) return;
