@@ -15,6 +15,8 @@ public static class Cli
             PretrainCommand.Create(io),
             FillCommand.Create(io),
             GenerateCommand.Create(io),
+            FinetuneCommand.Create(io),
+            PredictCommand.Create(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),

@@ -1,5 +1,6 @@
 using System.IO.Compression;
 using System.Text;
+using Unmask.Data;
 using Unmask.Evaluation;
 using Unmask.Inference;
 using static TorchSharp.torch;

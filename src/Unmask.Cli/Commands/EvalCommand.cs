@@ -16,7 +16,48 @@ public static class EvalCommand
         Mlm(io),
         Infill(io),
         Samples(io),
+        Classification(io, "classification", "Accuracy, macro-F1 and Matthews correlation (Pearson and Spearman for a regressor) of a fine-tuned classifier"),
+        Classification(io, "token-classification", "Entity-level precision, recall and F1 (conlleval: exact span and type) of a fine-tuned token tagger"),
     };
+
+    static Command Classification(CliOutput io, string name, string description)
+    {
+        var data = new Option<string>("--data") { Description = "Labelled data in finetune's formats (.csv, .tsv, .jsonl, .conll)", Required = true };
+        var columns = new FinetuneCommand.DataArguments();
+        var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
+        var task = name == "classification" ? FinetuneCommand.TaskOption() : null;
+        Option[] options = task is null ? [data] : [data, task];
+        var command = Benchmark(io, name, description, scoring, options, (parse, ct) =>
+        {
+            using var classifier = Classifier.Load(scoring.ModelFolder(parse));
+            classifier.Model.ComputeDtype = scoring.Precision(parse);
+            var kind = task is null ? Data.ClassificationTask.TokenClassification
+                : classifier.ProblemType switch
+                {
+                    "regression" => Data.ClassificationTask.Regression,
+                    "multi_label_classification" => Data.ClassificationTask.MultiLabel,
+                    _ => Data.ClassificationTask.Classification,
+                };
+            if (task is not null && parse.GetResult(task) is not null && FinetuneCommand.ParseTask(parse.GetValue(task)!) != kind)
+                throw new UnmaskException($"--task {parse.GetValue(task)} does not match the model, whose problem_type is {classifier.ProblemType}.");
+            return ClassificationEvaluations.Run(classifier, kind, parse.GetValue(data)!, columns.Read(parse), parse.GetValue(columns.MaxSeqLength), ct);
+        }, result =>
+        {
+            var table = new Table().AddColumns("metric", "value");
+            foreach (var (key, value) in result.Metrics) table.AddRow(key, F(value, "F2"));
+            if (result.Entities is { } entities)
+            {
+                table.AddEmptyRow();
+                table.AddRow("type", "precision / recall / F1 (gold, predicted)");
+                foreach (var (type, s) in entities.PerType)
+                    table.AddRow(Markup.Escape(type), $"{F(s.Precision, "F2")} / {F(s.Recall, "F2")} / {F(s.F1, "F2")} ({s.Gold}, {s.Predicted})");
+            }
+            io.Console.Write(table);
+            io.Console.WriteLine($"{result.Examples} examples");
+        });
+        columns.AddTo(command);
+        return command;
+    }
 
     static string F(double v, string format = "F4") => v.ToString(format, CultureInfo.InvariantCulture);
 

@@ -41,6 +41,10 @@ public sealed class ScoringArguments(bool withVariant = true, bool withBatchToke
             if (option is not null) command.Options.Add(option);
     }
 
+    public string ModelFolder(ParseResult parse) => ModelOptions.ExistingFolder(parse.GetValue(_model)!);
+
+    public ComputeDtype Precision(ParseResult parse) => parse.GetValue(_precision) == "bf16" ? Modeling.ComputeDtype.BFloat16 : Modeling.ComputeDtype.Float32;
+
     /// <summary>Loads the model folder, computing in the precision asked for.</summary>
     public MaskedLanguageModel LoadModel(ParseResult parse)
     {

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Text;
+using Unmask.Data;
 using Unmask.Tokenization;
 
 namespace Unmask.Evaluation;

@@ -7,7 +7,8 @@ namespace Unmask.Training;
 /// </summary>
 public sealed class AdamW : IDisposable
 {
-    public sealed record Group(IReadOnlyList<(string Name, Tensor Parameter)> Parameters, double WeightDecay);
+    /// <param name="LearningRateScale">This group's share of the step's learning rate (layer-wise decay).</param>
+    public sealed record Group(IReadOnlyList<(string Name, Tensor Parameter)> Parameters, double WeightDecay, double LearningRateScale = 1);
 
     readonly IReadOnlyList<Group> _groups;
     readonly Dictionary<string, (Tensor M, Tensor V)> _moments = new();
@@ -47,7 +48,6 @@ public sealed class AdamW : IDisposable
     {
         Step++;
         double bias1 = 1 - Math.Pow(_beta1, Step), bias2 = 1 - Math.Pow(_beta2, Step);
-        double stepSize = learningRate / bias1;
         using var noGrad = no_grad();
         using var scope = NewDisposeScope();
         foreach (var group in _groups)
@@ -56,7 +56,8 @@ public sealed class AdamW : IDisposable
                 var grad = p.grad;
                 if (grad is null) continue;
                 var (m, v) = _moments[name];
-                if (group.WeightDecay > 0) p.mul_(1 - learningRate * group.WeightDecay);
+                double rate = learningRate * group.LearningRateScale, stepSize = rate / bias1;
+                if (group.WeightDecay > 0) p.mul_(1 - rate * group.WeightDecay);
                 m.mul_(_beta1).add_(grad, alpha: 1 - _beta1);
                 v.mul_(_beta2).addcmul_(grad, grad, value: 1 - _beta2);
                 var denom = v.div(bias2).sqrt_().add_(_eps);

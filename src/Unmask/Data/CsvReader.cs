@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace Unmask.Evaluation;
+namespace Unmask.Data;
 
 /// <summary>
 /// RFC 4180 CSV as Python's csv module reads it by default: comma-separated, fields in double quotes may hold commas,

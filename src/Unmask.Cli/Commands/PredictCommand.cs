@@ -1,0 +1,75 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Spectre.Console;
+using Unmask.Inference;
+
+namespace Unmask.Cli.Commands;
+
+/// <summary>`unmask predict`: labels, values or entities from a fine-tuned classifier folder.</summary>
+public static class PredictCommand
+{
+    static readonly JsonSerializerOptions SkipNulls = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
+
+    public static Command Create(CliOutput io)
+    {
+        var model = ModelOptions.Model();
+        var inputs = new TextInputs(withPairs: true);
+        var maxLength = new Option<int>("--max-seq-length") { Description = "Longest input in tokens (longer ones are truncated)", DefaultValueFactory = _ => 512 };
+        var json = ModelOptions.Json();
+        var command = new Command("predict", "Classify texts (label and probabilities), regress a value, or tag entities with a fine-tuned model");
+        command.Options.Add(model);
+        inputs.AddTo(command);
+        command.Options.Add(maxLength);
+        command.Options.Add(json);
+        command.SetAction(parse => io.GuardCancellable(ct =>
+        {
+            var (texts, pairs) = inputs.ReadWithPairs(parse);
+            using var classifier = Classifier.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            var lines = new List<string>();
+            var table = new Table();
+            if (classifier.Model.Head == Modeling.HeadKind.TokenClassification)
+            {
+                if (pairs is not null) throw new UnmaskException("a token classifier takes single texts, not pairs.");
+                table.AddColumns("text", "entities");
+                foreach (var p in classifier.PredictTokens(texts, parse.GetValue(maxLength), cancellationToken: ct))
+                {
+                    lines.Add(JsonSerializer.Serialize(new
+                    {
+                        text = p.Text,
+                        entities = p.Entities.Select(e => new { entity_group = e.EntityGroup, score = e.Score, word = e.Word, start = e.Start, end = e.End }),
+                        tokens = p.Tokens,
+                        tags = p.Tags,
+                    }));
+                    table.AddRow(Markup.Escape(p.Text), Markup.Escape(string.Join("; ", p.Entities.Select(e => $"{e.Word} [{e.EntityGroup} {e.Score:F2}]"))));
+                }
+            }
+            else
+            {
+                var rows = texts.Select((t, i) => (t, pairs?[i])).ToList();
+                var predictions = classifier.Predict(rows, parse.GetValue(maxLength), cancellationToken: ct);
+                table.AddColumns("text", "prediction");
+                foreach (var p in predictions)
+                {
+                    lines.Add(JsonSerializer.Serialize(Describe(p, classifier.ProblemType), SkipNulls));
+                    var shown = p.Value is double v ? v.ToString("F4", CultureInfo.InvariantCulture)
+                        : p.Predicted is { } many ? string.Join(", ", many)
+                        : $"{p.Label} ({p.Score:F3})";
+                    table.AddRow(Markup.Escape(p.Pair is null ? p.Text : $"{p.Text} ||| {p.Pair}"), Markup.Escape(shown));
+                }
+            }
+            // Everything is computed before the first line goes out: an error leaves no partial output.
+            if (parse.GetValue(json)) foreach (var line in lines) io.Out.WriteLine(line);
+            else io.Console.Write(table);
+            return 0;
+        }));
+        return command;
+    }
+
+    static object Describe(TextPrediction p, string problemType) => problemType switch
+    {
+        "regression" => new { text = p.Text, text_pair = p.Pair, value = p.Value, logits = p.Logits },
+        "multi_label_classification" => new { text = p.Text, text_pair = p.Pair, labels = p.Predicted, scores = p.Scores, logits = p.Logits },
+        _ => (object)new { text = p.Text, text_pair = p.Pair, label = p.Label, score = p.Score, scores = p.Scores, logits = p.Logits },
+    };
+}
