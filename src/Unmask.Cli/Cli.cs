@@ -17,6 +17,7 @@ public static class Cli
             GenerateCommand.Create(io),
             FinetuneCommand.Create(io),
             PredictCommand.Create(io),
+            ClassifyCommand.Create(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),

@@ -26,9 +26,15 @@ public static class EvalCommand
         var columns = new FinetuneCommand.DataArguments();
         var scoring = new ScoringArguments(withVariant: false, withBatchTokens: false, withSkipBad: false);
         var task = name == "classification" ? FinetuneCommand.TaskOption() : null;
-        Option[] options = task is null ? [data] : [data, task];
+        var prompt = new PromptArguments();
+        Option[] options = task is null ? [data] : [data, task, prompt.Template, prompt.Verbalizer, prompt.Calibrate];
         var command = Benchmark(io, name, description, scoring, options, (parse, ct) =>
         {
+            if (task is not null && parse.GetValue(prompt.Template) is not null)
+            {
+                using var mlm = scoring.LoadModel(parse);
+                return PromptEvaluation.Run(prompt.Create(parse, mlm, io), scoring.ModelFolder(parse), parse.GetValue(data)!, columns.Read(parse), ct);
+            }
             using var classifier = Classifier.Load(scoring.ModelFolder(parse));
             classifier.Model.ComputeDtype = scoring.Precision(parse);
             var kind = task is null ? Data.ClassificationTask.TokenClassification

@@ -148,3 +148,27 @@ public static class ClassificationEvaluations
         };
     }
 }
+
+/// <summary>Prompt classification (<see cref="PromptClassifier"/>) scored like a fine-tuned classifier.</summary>
+public static class PromptEvaluation
+{
+    /// <summary>Accuracy, macro-F1 and MCC of the prompt's labels against the data's; a gold label the verbalizer
+    /// does not name is an error naming its file and line.</summary>
+    public static ClassificationReport Run(PromptClassifier prompt, string model, string dataPath, DataColumns columns, CancellationToken cancellationToken = default)
+    {
+        var texts = LabelledData.ReadTexts(dataPath, columns);
+        var index = prompt.Labels.Select((l, i) => (l, i)).ToDictionary(p => p.l, p => p.i, StringComparer.Ordinal);
+        var gold = texts.Select(e => index.TryGetValue(e.Label, out var id) ? id
+            : throw new UnmaskException($"{e.Source}: label '{e.Label}' is not one of the verbalizer's labels ({string.Join(", ", prompt.Labels)}).")).ToList();
+        var predictions = prompt.Predict([.. texts.Select(e => (e.Text, e.Pair))], cancellationToken);
+        var scores = ClassificationMetrics.Classification(gold, [.. predictions.Select(p => index[p.Label])]);
+        var metrics = new Dictionary<string, double> { ["accuracy"] = scores.Accuracy, ["macro_f1"] = scores.MacroF1, ["mcc"] = scores.Mcc };
+        return new ClassificationReport(model, dataPath, prompt.Calibrate ? "prompt (calibrated)" : "prompt", texts.Count)
+        {
+            Accuracy = scores.Accuracy,
+            MacroF1 = scores.MacroF1,
+            Mcc = scores.Mcc,
+            Metrics = metrics,
+        };
+    }
+}
