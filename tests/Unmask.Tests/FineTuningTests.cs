@@ -159,6 +159,33 @@ public sealed class FineTuningTests : IDisposable
     }
 
     [Fact]
+    public void PetTrainsTheMaskedLmHeadOnThePatternAndSavesIt()
+    {
+        var verbalizer = Path.Combine(_dir.FullName, "words.json");
+        File.WriteAllText(verbalizer, "{\"0\": \"cold\", \"1\": \"warm\"}");
+        var options = Options("pet", SentimentFile("train.tsv", 160, 41), SentimentFile("dev.tsv", 40, 42)) with
+        {
+            Task = ClassificationTask.Prompt,
+            Template = "{text} it was [MASK] .",
+            VerbalizerPath = verbalizer,
+            Epochs = 6,
+        };
+        var result = FineTuner.Run(options);
+        Assert.True(result.Best!.Metrics["accuracy"] >= 90, $"accuracy {result.Best.Metrics["accuracy"]}");
+        Assert.True(File.Exists(Path.Combine(result.OutputDir, PromptTemplate.FileName)));
+
+        // The saved folder is a masked LM whose prompt.json scores it as training evaluated it.
+        using var mlm = MaskedLanguageModel.Load(result.OutputDir);
+        var prompt = PromptClassifier.FromFolder(mlm, result.OutputDir)!;
+        var report = PromptEvaluation.Run(prompt, result.OutputDir, options.ValidationPath!, new DataColumns());
+        Assert.Equal(result.Best.Metrics["accuracy"], report.Accuracy!.Value, 9);
+
+        File.WriteAllText(verbalizer, "{\"0\": \"cold\", \"1\": \"coffees\"}");
+        var split = Assert.Throws<UnmaskException>(() => FineTuner.Run(options with { OutputDir = Path.Combine(_dir.FullName, "pet2") }));
+        Assert.Contains("coffee ##s", split.Message);
+    }
+
+    [Fact]
     public void ALinearProbeTrainsOnlyTheHead()
     {
         var options = Options("probe", SentimentFile("train.tsv", 64, 21), SentimentFile("dev.tsv", 20, 22)) with { FreezeEncoder = true, Epochs = 1 };

@@ -30,10 +30,11 @@ public static class EvalCommand
         Option[] options = task is null ? [data] : [data, task, prompt.Template, prompt.Verbalizer, prompt.Calibrate];
         var command = Benchmark(io, name, description, scoring, options, (parse, ct) =>
         {
-            if (task is not null && parse.GetValue(prompt.Template) is not null)
+            if (task is not null && (parse.GetValue(prompt.Template) is not null || File.Exists(Path.Combine(scoring.ModelFolder(parse), Data.PromptTemplate.FileName))))
             {
                 using var mlm = scoring.LoadModel(parse);
-                return PromptEvaluation.Run(prompt.Create(parse, mlm, io), scoring.ModelFolder(parse), parse.GetValue(data)!, columns.Read(parse), ct);
+                var promptClassifier = parse.GetValue(prompt.Template) is null ? PromptClassifier.FromFolder(mlm, scoring.ModelFolder(parse))! : prompt.Create(parse, mlm, io);
+                return PromptEvaluation.Run(promptClassifier, scoring.ModelFolder(parse), parse.GetValue(data)!, columns.Read(parse), ct);
             }
             using var classifier = Classifier.Load(scoring.ModelFolder(parse));
             classifier.Model.ComputeDtype = scoring.Precision(parse);

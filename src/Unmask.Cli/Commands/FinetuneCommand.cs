@@ -31,7 +31,7 @@ public static class FinetuneCommand
 
     public static Option<string> TaskOption() => new("--task")
     {
-        Description = "classification, multi-label, regression or token-classification",
+        Description = "classification, multi-label, regression, token-classification, or prompt (PET: the masked-LM head on --template and --verbalizer)",
         DefaultValueFactory = _ => "classification",
     };
 
@@ -41,7 +41,8 @@ public static class FinetuneCommand
         "multi-label" => ClassificationTask.MultiLabel,
         "regression" => ClassificationTask.Regression,
         "token-classification" => ClassificationTask.TokenClassification,
-        _ => throw new UnmaskException($"--task '{name}' is not one of classification, multi-label, regression, token-classification."),
+        "prompt" => ClassificationTask.Prompt,
+        _ => throw new UnmaskException($"--task '{name}' is not one of classification, multi-label, regression, token-classification, prompt."),
     };
 
     public static Command Create(CliOutput io)
@@ -71,10 +72,12 @@ public static class FinetuneCommand
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps" };
         var resume = new Option<string?>("--resume") { Description = "Continue the run in this folder from its newest checkpoint" };
         var json = new Option<bool>("--json") { Description = "Print the result as one line of JSON" };
+        var prompt = new PromptArguments();
 
         var command = new Command("finetune", "Fine-tune a model folder into a classifier, regressor or token tagger");
         foreach (var option in new Option[] { model, task, train, validation, output, labelAll, epochs, lr, batch, accumulation, warmup,
-                     weightDecay, layerDecay, precision, seed, seeds, evalEvery, early, freeze, randomInit, maxTrain, maxSteps, resume, json })
+                     weightDecay, layerDecay, precision, seed, seeds, evalEvery, early, freeze, randomInit, maxTrain, maxSteps, resume, json,
+                     prompt.Template, prompt.Verbalizer })
             command.Options.Add(option);
         data.AddTo(command);
         command.SetAction(parse => io.GuardCancellable(ct =>
@@ -111,6 +114,8 @@ public static class FinetuneCommand
                 RandomInit = parse.GetValue(randomInit),
                 MaxTrainExamples = parse.GetValue(maxTrain),
                 MaxSteps = parse.GetValue(maxSteps),
+                Template = parse.GetValue(prompt.Template),
+                VerbalizerPath = parse.GetValue(prompt.Verbalizer),
             };
             if (parse.GetValue(seeds) is { } list)
             {

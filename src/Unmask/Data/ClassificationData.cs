@@ -9,6 +9,9 @@ public enum ClassificationTask
     MultiLabel,
     Regression,
     TokenClassification,
+
+    /// <summary>PET: the masked-LM head trained on a pattern, cross-entropy over the verbalizer's label words at the mask.</summary>
+    Prompt,
 }
 
 /// <summary>
@@ -140,6 +143,42 @@ public static class ClassificationData
             previous = Math.Max(previous, word);
         }
         return (tokens, wordOfToken, tokenWord);
+    }
+
+    /// <summary>
+    /// PET examples: each text put into the template (cut so the mask survives truncation); TokenLabels hold the class
+    /// id at the mask and -100 elsewhere, so that the mask is the one position the head runs at.
+    /// </summary>
+    public static List<EncodedExample> EncodePrompts(ITokenizer tokenizer, IReadOnlyList<TextExample> examples, PromptTemplate template,
+        IReadOnlyList<string> labels, int maxLength)
+    {
+        var index = labels.Select((name, id) => (name, id)).ToDictionary(p => p.name, p => p.id, StringComparer.Ordinal);
+        var encoded = new List<EncodedExample>(examples.Count);
+        foreach (var e in examples)
+        {
+            var id = index.TryGetValue(e.Label, out var found) ? found
+                : throw new UnmaskException($"{e.Source}: label '{e.Label}' is not one of the verbalizer's labels ({string.Join(", ", labels)}).");
+            var text = e.Text;
+            var tokens = tokenizer.Encode(template.Fill(text, e.Pair, tokenizer.MaskToken), maxLength: maxLength);
+            int mask = Array.IndexOf(tokens.InputIds, tokenizer.MaskId);
+            if (mask < 0)
+            {
+                // Too long: keep as much of the text as leaves room for the rest of the pattern.
+                var overflow = tokenizer.Encode(template.Fill(text, e.Pair, tokenizer.MaskToken)).InputIds.Length - maxLength;
+                var pieces = tokenizer.Encode(text, addSpecialTokens: false);
+                int keep = pieces.InputIds.Length - overflow - 1;
+                if (keep < 1) throw new UnmaskException($"{e.Source}: the pattern alone is longer than --max-seq-length {maxLength}.");
+                text = text[..pieces.Offsets![keep].Start].TrimEnd();
+                tokens = tokenizer.Encode(template.Fill(text, e.Pair, tokenizer.MaskToken), maxLength: maxLength);
+                mask = Array.IndexOf(tokens.InputIds, tokenizer.MaskId);
+                if (mask < 0) throw new UnmaskException($"{e.Source}: the mask does not fit in --max-seq-length {maxLength}.");
+            }
+            var tokenLabels = new long[tokens.InputIds.Length];
+            Array.Fill(tokenLabels, -100L);
+            tokenLabels[mask] = id;
+            encoded.Add(new EncodedExample(tokens.InputIds, tokens.TokenTypeIds, [id], tokenLabels, null, 0));
+        }
+        return encoded;
     }
 
     /// <summary>

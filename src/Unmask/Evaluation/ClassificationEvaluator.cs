@@ -16,7 +16,7 @@ public sealed record ClassificationEvaluation(ClassificationTask Task, int Examp
     public static string PrimaryMetric(ClassificationTask task) => task switch
     {
         ClassificationTask.Regression => "spearman",
-        ClassificationTask.Classification => "accuracy",
+        ClassificationTask.Classification or ClassificationTask.Prompt => "accuracy",
         _ => "f1",
     };
 }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Unmask.Data;
 using Unmask.Tokenization;
 
 namespace Unmask.Inference;
@@ -10,7 +11,10 @@ public sealed record Verbalizer(IReadOnlyList<string> Labels, IReadOnlyDictionar
     /// Reads a verbalizer: JSON (an object of label → word or list of words) or lines "label&lt;TAB&gt;word[,word...]"
     /// (blank lines and lines starting with # skipped). Bad input names the file and line.
     /// </summary>
-    public static Verbalizer Load(string path)
+    public static Verbalizer Load(string path) => Load(path, property: null);
+
+    /// <param name="property">Read the verbalizer object from this property of a JSON file (prompt.json's "verbalizer").</param>
+    public static Verbalizer Load(string path, string? property)
     {
         if (!File.Exists(path)) throw new UnmaskException($"{path}: verbalizer file not found");
         var labels = new List<string>();
@@ -24,7 +28,7 @@ public sealed record Verbalizer(IReadOnlyList<string> Labels, IReadOnlyDictionar
             labels.Add(label);
         }
         var text = File.ReadAllText(path);
-        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || text.TrimStart().StartsWith('{'))
+        if (property is not null || path.EndsWith(".json", StringComparison.OrdinalIgnoreCase) || text.TrimStart().StartsWith('{'))
         {
             JsonDocument document;
             try
@@ -37,17 +41,20 @@ public sealed record Verbalizer(IReadOnlyList<string> Labels, IReadOnlyDictionar
             }
             using (document)
             {
-                if (document.RootElement.ValueKind != JsonValueKind.Object) throw new UnmaskException($"{path}: expected a JSON object of label → words");
-                foreach (var property in document.RootElement.EnumerateObject())
+                var root = document.RootElement;
+                if (property is not null && (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty(property, out root)))
+                    throw new UnmaskException($"{path}: no \"{property}\" object of label → words");
+                if (root.ValueKind != JsonValueKind.Object) throw new UnmaskException($"{path}: expected a JSON object of label → words");
+                foreach (var entry in root.EnumerateObject())
                 {
-                    var value = property.Value;
+                    var value = entry.Value;
                     IEnumerable<string> list = value.ValueKind switch
                     {
                         JsonValueKind.String => [value.GetString()!],
                         JsonValueKind.Array when value.EnumerateArray().All(e => e.ValueKind == JsonValueKind.String) => value.EnumerateArray().Select(e => e.GetString()!),
-                        _ => throw new UnmaskException($"{path}: label '{property.Name}' must map to a word or a list of words"),
+                        _ => throw new UnmaskException($"{path}: label '{entry.Name}' must map to a word or a list of words"),
                     };
-                    Add(property.Name, list, path);
+                    Add(entry.Name, list, path);
                 }
             }
         }
@@ -83,14 +90,10 @@ public sealed record PromptPrediction(string Text, string Label, double Score, I
 /// </summary>
 public sealed class PromptClassifier
 {
-    public const string TextSlot = "{text}";
-    public const string PairSlot = "{text_pair}";
-    public const string MaskSlot = "[MASK]";
-
     static readonly string[] ContentFree = ["N/A", ""];
 
     readonly MaskedLanguageModel _mlm;
-    readonly string _template;
+    readonly PromptTemplate _template;
     readonly List<(string Label, string Word, int[] Ids)> _words = [];
     double[]? _calibration;
 
@@ -98,19 +101,22 @@ public sealed class PromptClassifier
     public PromptClassifier(MaskedLanguageModel mlm, string template, Verbalizer verbalizer, string source = "--verbalizer")
     {
         _mlm = mlm;
-        var maskToken = mlm.Tokenizer.MaskToken;
-        _template = maskToken != MaskSlot ? template.Replace(maskToken, MaskSlot, StringComparison.Ordinal) : template;
-        if (!_template.Contains(TextSlot, StringComparison.Ordinal))
-            throw new UnmaskException($"the template '{template}' has no {TextSlot} for the input text.");
-        int masks = (_template.Length - _template.Replace(MaskSlot, "", StringComparison.Ordinal).Length) / MaskSlot.Length;
-        var spelled = maskToken == MaskSlot ? MaskSlot : $"{MaskSlot} (or {maskToken})";
-        if (masks != 1)
-            throw new UnmaskException($"the template '{template}' must hold exactly one {spelled} where the label word goes; it holds {masks}.");
+        _template = PromptTemplate.Parse(template, mlm.Tokenizer.MaskToken);
         Verbalizer = verbalizer;
-        bool afterSpace = _template.IndexOf(MaskSlot, StringComparison.Ordinal) is > 0 and var at && char.IsWhiteSpace(_template[at - 1]);
         foreach (var label in verbalizer.Labels)
             foreach (var word in verbalizer.Words[label])
-                _words.Add((label, word, WordIds(word, afterSpace, source)));
+                _words.Add((label, word, WordIds(mlm.Tokenizer, word, _template.MaskAfterSpace, source)));
+    }
+
+    /// <summary>The prompt a PET run saved beside its model (prompt.json), or null when the folder has none.</summary>
+    public static PromptClassifier? FromFolder(MaskedLanguageModel mlm, string folder)
+    {
+        var path = Path.Combine(folder, PromptTemplate.FileName);
+        if (!File.Exists(path)) return null;
+        using var document = JsonDocument.Parse(File.ReadAllText(path));
+        var template = document.RootElement.TryGetProperty("template", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString()!
+            : throw new UnmaskException($"{path}: no \"template\" string.");
+        return new PromptClassifier(mlm, template, Verbalizer.Load(path, "verbalizer"), path);
     }
 
     public Verbalizer Verbalizer { get; }
@@ -124,9 +130,8 @@ public sealed class PromptClassifier
     public bool Calibrate { get; init; }
 
     /// <summary>Each word's pieces as the tokenizer splits it where the mask stands (after a space or not).</summary>
-    int[] WordIds(string word, bool afterSpace, string source)
+    public static int[] WordIds(ITokenizer tokenizer, string word, bool afterSpace, string source)
     {
-        var tokenizer = _mlm.Tokenizer;
         var encoded = tokenizer.Encode(afterSpace ? "a " + word : word, addSpecialTokens: false);
         // "a " carries the space for byte-level tokenizers (RoBERTa's Ġ); the pieces of "a" itself are dropped.
         var lead = afterSpace ? tokenizer.Encode("a", addSpecialTokens: false).InputIds.Length : 0;
@@ -181,8 +186,7 @@ public sealed class PromptClassifier
     /// <summary>Per label, log Σ over its words of exp(word log-score).</summary>
     double[] LabelLogScores(string text, string? pair)
     {
-        var filled = _template.Replace(TextSlot, text, StringComparison.Ordinal).Replace(PairSlot, pair ?? "", StringComparison.Ordinal);
-        var wordScores = WordLogScores(filled);
+        var wordScores = WordLogScores(text, pair);
         return [.. Labels.Select(label =>
         {
             var own = _words.Select((w, i) => (w, i)).Where(p => p.w.Label == label).Select(p => wordScores[p.i]).ToList();
@@ -193,7 +197,7 @@ public sealed class PromptClassifier
 
     /// <summary>Each word's log-score in the filled template: rows with the word's pieces in place of the mask, one
     /// piece masked per row, all in one batch.</summary>
-    double[] WordLogScores(string filled)
+    double[] WordLogScores(string text, string? pair)
     {
         var tokenizer = _mlm.Tokenizer;
         var maskToken = tokenizer.MaskToken;
@@ -204,8 +208,7 @@ public sealed class PromptClassifier
             var ids = _words[w].Ids;
             if (!encodings.TryGetValue(ids.Length, out var encoding))
             {
-                var expanded = filled.Replace(MaskSlot, string.Concat(Enumerable.Repeat(maskToken, ids.Length)), StringComparison.Ordinal);
-                encoding = tokenizer.Encode(expanded, maxLength: _mlm.Model.MaxSequenceLength);
+                encoding = tokenizer.Encode(_template.Fill(text, pair, maskToken, ids.Length), maxLength: _mlm.Model.MaxSequenceLength);
                 encodings[ids.Length] = encoding;
             }
             var slots = Enumerable.Range(0, encoding.InputIds.Length).Where(t => encoding.InputIds[t] == tokenizer.MaskId).ToArray();

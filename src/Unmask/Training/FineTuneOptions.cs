@@ -56,6 +56,12 @@ public sealed record FineTuneOptions
     /// <summary>Stop after this many optimizer steps (the schedule still spans the epochs); null: all.</summary>
     public long? MaxSteps { get; init; }
 
+    /// <summary>PET: the pattern, with {text} and one [MASK].</summary>
+    public string? Template { get; init; }
+
+    /// <summary>PET: the verbalizer file (label words, one piece each).</summary>
+    public string? VerbalizerPath { get; init; }
+
     /// <summary>Sequences per inference batch during evaluation.</summary>
     public int EvalBatchSize { get; init; } = 64;
 
@@ -78,6 +84,9 @@ public sealed record FineTuneOptions
         Require(MaxTrainExamples is null or > 0, $"--max-train-examples must be positive (got {MaxTrainExamples}).");
         Require(!(FreezeEncoder && RandomInit), "--freeze-encoder with --random-init would train a head over random features; choose one.");
         Require(EarlyStoppingPatience is null || ValidationPath is not null, "early stopping needs --validation data.");
+        Require(Task != ClassificationTask.Prompt || (Template is not null && VerbalizerPath is not null), "--task prompt needs --template and --verbalizer.");
+        Require(Task == ClassificationTask.Prompt || (Template is null && VerbalizerPath is null), "--template and --verbalizer go with --task prompt.");
+        Require(!(Task == ClassificationTask.Prompt && FreezeEncoder), "--freeze-encoder would leave a prompt model nothing but the vocabulary projection to train.");
     }
 }
 

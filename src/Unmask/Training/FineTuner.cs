@@ -55,9 +55,20 @@ public static partial class FineTuner
         var clock = Stopwatch.StartNew();
         var output = Path.GetFullPath(options.OutputDir);
         var task = options.Task;
-        var head = task == ClassificationTask.TokenClassification ? HeadKind.TokenClassification : HeadKind.SequenceClassification;
+        var head = task switch
+        {
+            ClassificationTask.TokenClassification => HeadKind.TokenClassification,
+            ClassificationTask.Prompt => HeadKind.MaskedLm,
+            _ => HeadKind.SequenceClassification,
+        };
         progress?.Report(new FineTuneProgress("reading data", 0, 0, null, null));
         var tokenizer = TokenizerLoader.Load(resume?.Folder ?? options.ModelDir);
+        var pet = task == ClassificationTask.Prompt ? new PetHead(options, tokenizer) : null;
+        void WriteExtraFiles(string folder)
+        {
+            tokenizer.Save(folder);
+            pet?.Save(folder);
+        }
         var (trainTexts, trainWords) = Read(options.TrainPath, options);
         var (validTexts, validWords) = options.ValidationPath is { } v ? Read(v, options) : ([], []);
         if (options.MaxTrainExamples is int limit)
@@ -67,7 +78,7 @@ public static partial class FineTuner
             trainWords = [.. trainWords.OrderBy(_ => pick.Next()).Take(limit)];
         }
 
-        var labels = resume?.State.Labels ?? ChooseLabels(options, head, trainTexts, trainWords);
+        var labels = resume?.State.Labels ?? pet?.Labels ?? ChooseLabels(options, head, trainTexts, trainWords);
         var (model, _) = resume is { } r
             ? (ModelLoader.Load(r.Folder), (LoadReport?)null)
             : CreateModel(options, head, labels);
@@ -75,8 +86,8 @@ public static partial class FineTuner
         model.ComputeDtype = ResolvePrecision(options, model.HfConfig) == Precision.Bf16 ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
 
         var maxLength = Math.Min(options.MaxSeqLength, model.MaxSequenceLength);
-        var train = Encode(tokenizer, task, labels, trainTexts, trainWords, maxLength, options.LabelAllPieces);
-        var valid = Encode(tokenizer, task, labels, validTexts, validWords, maxLength, labelAllPieces: false);
+        var train = pet?.Encode(trainTexts, maxLength) ?? Encode(tokenizer, task, labels, trainTexts, trainWords, maxLength, options.LabelAllPieces);
+        var valid = pet?.Encode(validTexts, maxLength) ?? Encode(tokenizer, task, labels, validTexts, validWords, maxLength, labelAllPieces: false);
         IReadOnlyList<IReadOnlyList<string>> goldTags = [.. validWords.Select(s => s.Tags)];
 
         var trainable = TrainableParameters(model, options.FreezeEncoder);
@@ -109,7 +120,8 @@ public static partial class FineTuner
             {
                 progress?.Report(new FineTuneProgress("evaluating", step, totalSteps, null, null));
                 model.eval();
-                var evaluation = ClassificationEvaluator.Evaluate(model, tokenizer.PadId, task, valid, goldTags, options.EvalBatchSize, cancellationToken);
+                var evaluation = pet?.Evaluate(model, valid, options.EvalBatchSize, cancellationToken)
+                    ?? ClassificationEvaluator.Evaluate(model, tokenizer.PadId, task, valid, goldTags, options.EvalBatchSize, cancellationToken);
                 model.train();
                 var record = new FineTuneEvaluation(step, (double)step / stepsPerEpoch, evaluation.Metrics);
                 history.Add(record);
@@ -119,13 +131,13 @@ public static partial class FineTuner
                 {
                     best = record;
                     patience = 0;
-                    ModelFolder.Save(Path.Combine(output, BestFolderName), model, tokenizer.Save);
+                    ModelFolder.Save(Path.Combine(output, BestFolderName), model, WriteExtraFiles);
                 }
                 else patience++;
                 progress?.Report(new FineTuneProgress("evaluated", step, totalSteps, null, evaluation.Metrics[primary]));
             }
             var now = new State(options, labels, step, epoch, batchInEpoch, history, best, patience, elapsedBefore + clock.Elapsed.TotalSeconds);
-            SaveCheckpoint(output, model, tokenizer, optimizer, now);
+            SaveCheckpoint(output, model, WriteExtraFiles, optimizer, now);
             LossPlotFor(output, metrics.Records, task);
             return options.EarlyStoppingPatience is not int limit || patience < limit;
         }
@@ -159,9 +171,9 @@ public static partial class FineTuner
                     manual_seed(options.Seed * 1_000_003L + epoch * 100_003L + b);
                     var (ids, mask, types) = Classifier.Collate(train, batches[b], tokenizer.PadId);
                     var labelTensor = Targets(train, batches[b], task, ids.shape[1]);
-                    using var forward = model.Forward(ids, mask, types, labels: labelTensor);
-                    (forward.Loss! / options.GradientAccumulation).backward();
-                    lossSum += forward.Loss!.item<float>();
+                    var loss = pet?.Loss(model, ids, mask, types, labelTensor) ?? model.Forward(ids, mask, types, labels: labelTensor).Loss!;
+                    (loss / options.GradientAccumulation).backward();
+                    lossSum += loss.item<float>();
                     lossCount++;
                 }
                 bool lastOfEpoch = b == batches.Count - 1;
@@ -188,7 +200,7 @@ public static partial class FineTuner
         }
         if (history.Count == 0 || history[^1].Step != step) EvaluateAndCheckpoint(options.Epochs, 0);
 
-        Publish(output, model, tokenizer, best is not null);
+        Publish(output, model, WriteExtraFiles, best is not null);
         var result = new FineTuneResult(output, best, step, history, labels, TimeSpan.FromSeconds(elapsedBefore + clock.Elapsed.TotalSeconds), stoppedEarly);
         AtomicFile.WriteAllText(Path.Combine(output, "eval_results.json"), JsonSerializer.Serialize(new
         {
@@ -244,6 +256,11 @@ public static partial class FineTuner
     {
         var problemType = ClassificationData.ProblemType(options.Task);
         manual_seed(options.Seed);
+        if (head == HeadKind.MaskedLm)
+        {
+            if (!options.RandomInit) return ModelLoader.LoadWithReport(options.ModelDir, head);
+            return (ModelFamilies.Create(ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName)), head), null);
+        }
         if (options.RandomInit)
         {
             var config = ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName)).WithLabels(labels, problemType);
@@ -304,7 +321,7 @@ public static partial class FineTuner
     {
         switch (task)
         {
-            case ClassificationTask.TokenClassification:
+            case ClassificationTask.TokenClassification or ClassificationTask.Prompt:
                 var labels = new long[rows.Length * length];
                 Array.Fill(labels, -100L);
                 for (int b = 0; b < rows.Length; b++)
@@ -323,15 +340,15 @@ public static partial class FineTuner
         }
     }
 
-    static void SaveCheckpoint(string output, PretrainedModel model, ITokenizer tokenizer, AdamW optimizer, State state)
+    static void SaveCheckpoint(string output, PretrainedModel model, Action<string> writeExtraFiles, AdamW optimizer, State state)
     {
         var temp = Path.Combine(output, $".{CheckpointPrefix}tmp-{Guid.NewGuid():N}");
-        var model2 = Path.Combine(temp, "model");
+        var modelFolder = Path.Combine(temp, "model");
         try
         {
-            ModelFolder.Save(model2, model, tokenizer.Save);
-            foreach (var file in Directory.GetFiles(model2)) File.Move(file, Path.Combine(temp, Path.GetFileName(file)));
-            Directory.Delete(model2);
+            ModelFolder.Save(modelFolder, model, writeExtraFiles);
+            foreach (var file in Directory.GetFiles(modelFolder)) File.Move(file, Path.Combine(temp, Path.GetFileName(file)));
+            Directory.Delete(modelFolder);
             SafeTensors.Save(Path.Combine(temp, TrainerState.OptimizerFileName), optimizer.StateTensors());
             File.WriteAllText(Path.Combine(temp, StateFileName), JsonSerializer.Serialize(state, Json) + "\n");
             var target = Path.Combine(output, CheckpointPrefix + state.Step);
@@ -356,10 +373,10 @@ public static partial class FineTuner
     /// <summary>Puts the final model into the run folder: the best one when validation chose one, else the last.
     /// Files are renamed into place one by one, config.json last, so a reader never pairs a new config with old weights
     /// that do not fit it; the checkpoints are removed after.</summary>
-    static void Publish(string output, PretrainedModel model, ITokenizer tokenizer, bool haveBest)
+    static void Publish(string output, PretrainedModel model, Action<string> writeExtraFiles, bool haveBest)
     {
         var source = Path.Combine(output, BestFolderName);
-        if (!haveBest || !Directory.Exists(source)) ModelFolder.Save(source, model, tokenizer.Save);
+        if (!haveBest || !Directory.Exists(source)) ModelFolder.Save(source, model, writeExtraFiles);
         var files = Directory.GetFiles(source).OrderBy(f => Path.GetFileName(f) == ModelFolder.ConfigFileName).ToList();
         foreach (var file in files) File.Move(file, Path.Combine(output, Path.GetFileName(file)), overwrite: true);
         Directory.Delete(source, recursive: true);
@@ -392,5 +409,68 @@ public static partial class FineTuner
         var temp = path + ".tmp.png";
         plot.SavePng(temp, 900, 540);
         File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// PET's objective (Schick and Schütze 2021): the masked-LM head at the pattern's mask, each label's logit the
+    /// log-sum-exp of its words' logits there, cross-entropy over the labels. Label words must be single pieces.
+    /// </summary>
+    sealed class PetHead
+    {
+        readonly ITokenizer _tokenizer;
+        readonly PromptTemplate _template;
+        readonly Verbalizer _verbalizer;
+        readonly long[][] _wordIds;
+
+        public PetHead(FineTuneOptions options, ITokenizer tokenizer)
+        {
+            _tokenizer = tokenizer;
+            _template = PromptTemplate.Parse(options.Template!, tokenizer.MaskToken);
+            _verbalizer = Verbalizer.Load(options.VerbalizerPath!);
+            _wordIds = [.. _verbalizer.Labels.Select(label => _verbalizer.Words[label].Select(word =>
+            {
+                var ids = PromptClassifier.WordIds(tokenizer, word, _template.MaskAfterSpace, options.VerbalizerPath!);
+                return ids.Length == 1 ? (long)ids[0]
+                    : throw new UnmaskException($"{options.VerbalizerPath}: PET trains one-piece label words, but '{word}' splits into "
+                        + $"[{string.Join(" ", ids.Select(tokenizer.IdToToken))}]; choose a word the vocabulary holds whole.");
+            }).ToArray())];
+        }
+
+        public IReadOnlyList<string> Labels => _verbalizer.Labels;
+
+        public List<EncodedExample> Encode(List<TextExample> texts, int maxLength) =>
+            ClassificationData.EncodePrompts(_tokenizer, texts, _template, Labels, maxLength);
+
+        public void Save(string folder) => _template.Save(folder, _verbalizer.Labels, _verbalizer.Words);
+
+        /// <returns>[n, labels] from the head's logits at the n masks.</returns>
+        Tensor LabelLogits(Tensor logits) =>
+            stack(_wordIds.Select(ids => logits.index_select(1, tensor(ids)).logsumexp(1)).ToArray(), 1);
+
+        public Tensor Loss(PretrainedModel model, Tensor ids, Tensor mask, Tensor types, Tensor labels)
+        {
+            var at = labels.ne(-100); // [batch, seq], one mask per row
+            using var output = model.Forward(ids, mask, types, positions: at);
+            return F.cross_entropy(LabelLogits(output.Logits), labels.masked_select(at));
+        }
+
+        public ClassificationEvaluation Evaluate(PretrainedModel model, IReadOnlyList<EncodedExample> examples, int batchSize, CancellationToken ct)
+        {
+            var predicted = new int[examples.Count];
+            using (var mode = inference_mode())
+                foreach (var rows in ClassificationData.SortedBatches(examples, batchSize))
+                {
+                    ct.ThrowIfCancellationRequested();
+                    using var scope = NewDisposeScope();
+                    var (ids, mask, types) = Classifier.Collate(examples, rows, _tokenizer.PadId);
+                    var labels = Targets(examples, rows, ClassificationTask.Prompt, ids.shape[1]);
+                    using var output = model.Forward(ids, mask, types, positions: labels.ne(-100));
+                    var best = LabelLogits(output.Logits).argmax(1).data<long>().ToArray(); // [rows]
+                    for (int r = 0; r < rows.Length; r++) predicted[rows[r]] = (int)best[r];
+                }
+            var scores = ClassificationMetrics.Classification([.. examples.Select(e => (int)e.Targets[0])], predicted);
+            return new ClassificationEvaluation(ClassificationTask.Prompt, examples.Count,
+                new Dictionary<string, double> { ["accuracy"] = scores.Accuracy, ["macro_f1"] = scores.MacroF1, ["mcc"] = scores.Mcc }, null);
+        }
     }
 }
