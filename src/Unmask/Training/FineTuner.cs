@@ -79,10 +79,7 @@ public static partial class FineTuner
         }
 
         var labels = resume?.State.Labels ?? pet?.Labels ?? ChooseLabels(options, head, trainTexts, trainWords);
-        var (model, _) = resume is { } r
-            ? (ModelLoader.Load(r.Folder), (LoadReport?)null)
-            : CreateModel(options, head, labels);
-        using var disposeModel = model;
+        using var model = resume is { } r ? ModelLoader.Load(r.Folder) : CreateModel(options, head, labels);
         model.ComputeDtype = ResolvePrecision(options, model.HfConfig) == Precision.Bf16 ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
 
         var maxLength = Math.Min(options.MaxSeqLength, model.MaxSequenceLength);
@@ -252,26 +249,19 @@ public static partial class FineTuner
         return folderLabels;
     }
 
-    static (PretrainedModel, LoadReport?) CreateModel(FineTuneOptions options, HeadKind head, IReadOnlyList<string> labels)
+    /// <summary>The model to train: the folder's encoder under the task's head (a classifier folder of the same head
+    /// keeps its head), or with --random-init the same architecture from random weights; the head is seeded.</summary>
+    static PretrainedModel CreateModel(FineTuneOptions options, HeadKind head, IReadOnlyList<string> labels)
     {
         var problemType = ClassificationData.ProblemType(options.Task);
+        IHfConfig Labelled(IHfConfig c) => head == HeadKind.MaskedLm || (c.Labels.SequenceEqual(labels) && c.ProblemType == problemType)
+            ? c
+            : c.WithLabels(labels, problemType);
         manual_seed(options.Seed);
-        if (head == HeadKind.MaskedLm)
-        {
-            if (!options.RandomInit) return ModelLoader.LoadWithReport(options.ModelDir, head);
-            return (ModelFamilies.Create(ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName)), head), null);
-        }
         if (options.RandomInit)
-        {
-            var config = ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName)).WithLabels(labels, problemType);
-            return (ModelFamilies.Create(config, head), null);
-        }
-        var (model, report) = ModelLoader.LoadWithReport(options.ModelDir, head, c =>
-            SameLabels(c, labels) && c.ProblemType == problemType ? c : c.WithLabels(labels, problemType));
-        return (model, report);
+            return ModelFamilies.Create(Labelled(ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName))), head);
+        return ModelLoader.LoadWithReport(options.ModelDir, head, Labelled).Model;
     }
-
-    static bool SameLabels(IHfConfig config, IReadOnlyList<string> labels) => config.Labels.SequenceEqual(labels);
 
     static Precision ResolvePrecision(FineTuneOptions options, IHfConfig config) => options.Precision switch
     {
