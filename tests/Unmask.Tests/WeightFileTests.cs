@@ -200,9 +200,9 @@ public sealed class WeightFileTests : IDisposable
         var dir = Path.Combine(root, "classifier");
         Directory.CreateDirectory(dir);
         File.WriteAllText(Path.Combine(dir, ModelFolder.ConfigFileName),
-            """{"architectures": ["BertForSequenceClassification"], "model_type": "bert", "vocab_size": 10}""");
+            """{"architectures": ["BertForQuestionAnswering"], "model_type": "bert", "vocab_size": 10}""");
         var error = Assert.Throws<UnmaskException>(() => ModelLoader.Load(dir));
-        Assert.Contains("BertForSequenceClassification", error.Message);
+        Assert.Contains("BertForQuestionAnswering", error.Message);
         foreach (var supported in ModelLoader.SupportedArchitectures.Keys) Assert.Contains(supported, error.Message);
 
         File.WriteAllText(Path.Combine(dir, ModelFolder.ConfigFileName), """{"model_type": "gpt2", "vocab_size": 10}""");
