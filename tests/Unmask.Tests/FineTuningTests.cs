@@ -13,6 +13,7 @@ namespace Unmask.Tests;
 /// Fine-tuning the tiny BERT fixture on synthetic tasks whose rule is a keyword: each task is learnt, the saved
 /// folder predicts what evaluation measured, a killed run resumes to the same metrics, and bad input is refused.
 /// </summary>
+[Collection(nameof(BertProcessWideTests))]
 public sealed class FineTuningTests : IDisposable
 {
     readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("unmask-finetune");

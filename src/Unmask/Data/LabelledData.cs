@@ -21,7 +21,7 @@ public sealed record DataColumns(string? Text = null, string? TextPair = null, s
 /// </summary>
 public static class LabelledData
 {
-    static readonly string[] TextGuesses = ["text", "sentence", "sentence1", "question", "premise", "content", "review", "tokens_text"];
+    static readonly string[] TextGuesses = ["text", "sentence", "sentence1", "question", "premise", "content", "review"];
     static readonly string[] PairGuesses = ["text_pair", "sentence2", "question2", "hypothesis"];
     static readonly string[] LabelGuesses = ["label", "labels", "score", "target", "class", "y", "similarity"];
 

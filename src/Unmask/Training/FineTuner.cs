@@ -27,7 +27,7 @@ public static partial class FineTuner
     static readonly JsonSerializerOptions Json = new() { WriteIndented = true, Converters = { new JsonStringEnumConverter() } };
 
     /// <summary>Where a run stands; written into every checkpoint.</summary>
-    sealed record State(FineTuneOptions Options, IReadOnlyList<string> Labels, long Step, int Epoch, int BatchInEpoch,
+    sealed record State(FineTuneOptions Options, IReadOnlyList<string> Labels, long Step, long Tokens, int Epoch, int BatchInEpoch,
         IReadOnlyList<FineTuneEvaluation> History, FineTuneEvaluation? Best, int EvaluationsWithoutImprovement, double ElapsedSeconds);
 
     public static FineTuneResult Run(FineTuneOptions options, IProgress<FineTuneProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -94,7 +94,7 @@ public static partial class FineTuner
         long totalSteps = stepsPerEpoch * options.Epochs;
         var schedule = new LearningRateSchedule(options.LearningRate, options.Warmup, DecayKind.Linear);
 
-        var state = resume?.State ?? new State(options, labels, 0, 0, 0, [], null, 0, 0);
+        var state = resume?.State ?? new State(options, labels, 0, 0, 0, 0, [], null, 0, 0);
         if (resume is { } resumed)
             optimizer.LoadState(SafeTensors.Load(Path.Combine(resumed.Folder, TrainerState.OptimizerFileName)), state.Step, resumed.Folder);
         Directory.CreateDirectory(output);
@@ -104,6 +104,7 @@ public static partial class FineTuner
         var best = state.Best;
         int patience = state.EvaluationsWithoutImprovement;
         long step = state.Step;
+        long tokens = state.Tokens; // real (unpadded) training tokens seen
         bool stoppedEarly = false;
         double elapsedBefore = state.ElapsedSeconds;
         double lossSum = 0;
@@ -122,7 +123,7 @@ public static partial class FineTuner
                 model.train();
                 var record = new FineTuneEvaluation(step, (double)step / stepsPerEpoch, evaluation.Metrics);
                 history.Add(record);
-                metrics.Write(new MetricsRecord("validation", step, step, evaluation.Metrics));
+                metrics.Write(new MetricsRecord("validation", step, tokens, evaluation.Metrics));
                 var primary = ClassificationEvaluation.PrimaryMetric(task);
                 if (best is null || evaluation.Metrics[primary] > best.Metrics[primary])
                 {
@@ -133,7 +134,7 @@ public static partial class FineTuner
                 else patience++;
                 progress?.Report(new FineTuneProgress("evaluated", step, totalSteps, null, evaluation.Metrics[primary]));
             }
-            var now = new State(options, labels, step, epoch, batchInEpoch, history, best, patience, elapsedBefore + clock.Elapsed.TotalSeconds);
+            var now = new State(options, labels, step, tokens, epoch, batchInEpoch, history, best, patience, elapsedBefore + clock.Elapsed.TotalSeconds);
             SaveCheckpoint(output, model, WriteExtraFiles, optimizer, now);
             LossPlotFor(output, metrics.Records, task);
             return options.EarlyStoppingPatience is not int limit || patience < limit;
@@ -143,7 +144,7 @@ public static partial class FineTuner
         void LogTrainingLoss()
         {
             if (lossCount == 0) return;
-            metrics.Write(new MetricsRecord("train", step, step, new Dictionary<string, double>
+            metrics.Write(new MetricsRecord("train", step, tokens, new Dictionary<string, double>
             {
                 ["loss"] = lossSum / lossCount,
                 ["learning_rate"] = schedule.At((double)(step - 1) / totalSteps),
@@ -173,6 +174,7 @@ public static partial class FineTuner
                     lossSum += loss.item<float>();
                     lossCount++;
                 }
+                tokens += batches[b].Sum(i => (long)train[i].InputIds.Length);
                 bool lastOfEpoch = b == batches.Count - 1;
                 if ((b + 1) % options.GradientAccumulation != 0 && !lastOfEpoch) continue;
 
