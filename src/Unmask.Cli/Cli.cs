@@ -18,6 +18,8 @@ public static class Cli
             FinetuneCommand.Create(io),
             PredictCommand.Create(io),
             ClassifyCommand.Create(io),
+            EmbedCommand.Create(io),
+            EmbedCommand.Similarity(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),

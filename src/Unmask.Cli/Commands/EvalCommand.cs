@@ -9,7 +9,7 @@ namespace Unmask.Cli.Commands;
 /// <summary>`unmask eval blimp|crows-pairs|mlm`: benchmark runs with a table, --json, and an atomic --report file.</summary>
 public static class EvalCommand
 {
-    public static Command Create(CliOutput io) => new("eval", "Evaluate a model: BLiMP, CrowS-Pairs, masked-token accuracy, infilling")
+    public static Command Create(CliOutput io) => new("eval", "Evaluate a model: BLiMP, CrowS-Pairs, masked-token accuracy, infilling, classifiers, STS")
     {
         Blimp(io),
         CrowsPairs(io),
@@ -18,7 +18,39 @@ public static class EvalCommand
         Samples(io),
         Classification(io, "classification", "Accuracy, macro-F1 and Matthews correlation (Pearson and Spearman for a regressor) of a fine-tuned classifier"),
         Classification(io, "token-classification", "Entity-level precision, recall and F1 (conlleval: exact span and type) of a fine-tuned token tagger"),
+        Sts(io),
     };
+
+    static Command Sts(CliOutput io)
+    {
+        var arguments = new EmbeddingArguments();
+        var data = new Option<string>("--data") { Description = "Scored sentence pairs: CSV sentence1,sentence2,score (header optional, as STS-B), TSV or JSON Lines", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the result as one line of JSON" };
+        var report = ScoringArguments.Report();
+        var command = new Command("sts", "Semantic textual similarity: Spearman and Pearson (x100) of sentence-vector cosines against gold scores");
+        arguments.AddTo(command);
+        command.Options.Add(data);
+        command.Options.Add(json);
+        command.Options.Add(report);
+        command.SetAction(parse => io.GuardCancellable(ct =>
+        {
+            using var embedder = arguments.Load(parse);
+            var result = StsEvaluator.Run(embedder, arguments.ModelFolder(parse), parse.GetValue(data)!, arguments.Options(parse), ct);
+            if (parse.GetValue(report) is { } path) EvalReport.Write(path, result);
+            if (parse.GetValue(json)) io.Out.WriteLine(EvalReport.ToJsonLine(result));
+            else
+            {
+                var table = new Table().AddColumns("metric", "value");
+                table.AddRow("spearman", F(result.Spearman, "F2"));
+                table.AddRow("pearson", F(result.Pearson, "F2"));
+                table.AddRow("pairs", I(result.Pairs));
+                table.AddRow("pooling", result.Pooling + (result.Normalize ? ", normalised" : "") + (result.Layer is int l ? $", layer {l}" : ""));
+                io.Console.Write(table);
+            }
+            return 0;
+        }));
+        return command;
+    }
 
     static Command Classification(CliOutput io, string name, string description)
     {
