@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Unmask.Checkpoints;
+using Unmask.Modeling;
 using Unmask.Evaluation;
 using Unmask.Inference;
 using static TorchSharp.torch;
@@ -296,5 +297,58 @@ public sealed class EmbeddingCliTests : IDisposable
         Assert.NotEqual(0, code);
         Assert.Contains($"{bad}:2:", stderr);
         Assert.Equal("", stdout);
+    }
+}
+
+/// <summary>transformers' bare encoder classes (BertModel, ...), as sentence-transformers folders hold them.</summary>
+public sealed class EncoderModelTests : IDisposable
+{
+    readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("unmask-bare");
+
+    public void Dispose() => _dir.Delete(recursive: true);
+
+    [Theory]
+    [InlineData("bert-uncased", "BertModel", "embeddings.word_embeddings.weight")]
+    [InlineData("roberta", "RobertaModel", "embeddings.word_embeddings.weight")]
+    [InlineData("distilbert", "DistilBertModel", "embeddings.word_embeddings.weight")]
+    [InlineData("electra-discriminator", "ElectraModel", "embeddings.word_embeddings.weight")]
+    [InlineData("modernbert", "ModernBertModel", "embeddings.tok_embeddings.weight")]
+    public void ABareEncoderSavesWithoutThePrefixAndReloadsToTheSameHiddenStates(string family, string className, string embeddingName)
+    {
+        var source = Path.Combine(SharedFixtures.HfReference, "models", family);
+        var (bare, report) = ModelLoader.LoadWithReport(source, HeadKind.None);
+        using var disposeBare = bare;
+        Assert.Empty(report.NewlyInitialised);
+        Assert.NotEmpty(report.Unused); // the masked-LM head
+
+        var folder = Path.Combine(_dir.FullName, family);
+        ModelFolder.Save(folder, bare, Tokenization.TokenizerLoader.Load(source).Save);
+        var names = SafeTensors.Load(Path.Combine(folder, ModelFolder.WeightsFileName)).Keys.ToList();
+        Assert.Contains(embeddingName, names);
+        Assert.DoesNotContain(names, n => n.StartsWith(bare.EncoderPrefix + ".", StringComparison.Ordinal));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(folder, "config.json")))!;
+        Assert.Equal(className, (string)config["architectures"]![0]!);
+
+        using var reloaded = ModelLoader.Load(folder);
+        Assert.Equal(HeadKind.None, reloaded.Head);
+        using var full = ModelLoader.Load(source);
+        using var scope = NewDisposeScope();
+        using var mode = inference_mode();
+        var ids = tensor(new long[] { 2, 10, 11, 12, 3, 2, 13, 14, 3, 0 }, [2, 5]);
+        var mask = tensor(new long[] { 1, 1, 1, 1, 1, 1, 1, 1, 1, 0 }, [2, 5]);
+        using var expected = full.Forward(ids, mask);
+        using var actual = reloaded.Forward(ids, mask);
+        Assert.Equal(expected.LastHiddenState.data<float>().ToArray(), actual.Logits.data<float>().ToArray());
+
+        // A bare folder also starts a masked LM (the head newly initialised), as from_pretrained across classes does.
+        var (mlm, mlmReport) = ModelLoader.LoadWithReport(folder, HeadKind.MaskedLm);
+        using var disposeMlm = mlm;
+        Assert.NotEmpty(mlmReport.NewlyInitialised);
+        Assert.DoesNotContain(mlmReport.NewlyInitialised, n => n.StartsWith(mlm.EncoderPrefix + ".embeddings", StringComparison.Ordinal));
+
+        using var embedder = SentenceEmbedder.Load(folder);
+        using var original = SentenceEmbedder.Load(source);
+        Assert.Equal(original.Embed(["a short text here"])[0], embedder.Embed(["a short text here"])[0]);
+        Assert.Contains("no masked-LM head", Assert.Throws<UnmaskException>(() => embedder.Sparse(["a text"])).Message);
     }
 }

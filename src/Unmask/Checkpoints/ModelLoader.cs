@@ -28,6 +28,11 @@ public static class ModelLoader
         (ModernBertForMaskedLM.ArchitectureName, "modernbert", HeadKind.MaskedLm),
         (ModernBertForSequenceClassification.ArchitectureName, "modernbert", HeadKind.SequenceClassification),
         (ModernBertForTokenClassification.ArchitectureName, "modernbert", HeadKind.TokenClassification),
+        // The bare encoders come last: a config with only a model_type reads as the family's masked LM.
+        .. new[] { "bert", "roberta", "xlm-roberta" }.Select(type => (BertConfig.ClassName(type, "Model"), type, HeadKind.None)),
+        (EncoderModel.DistilBertClassName, "distilbert", HeadKind.None),
+        (EncoderModel.ElectraClassName, "electra", HeadKind.None),
+        (EncoderModel.ModernBertClassName, "modernbert", HeadKind.None),
     ];
 
     /// <summary>The HF classes this library implements, with the model_type each expects.</summary>
@@ -56,7 +61,7 @@ public static class ModelLoader
         var (weightsPath, source) = HfWeightFiles.Open(dir);
         using (source)
         {
-            var weights = WithCurrentLayerNormNames(source);
+            var weights = WithEncoderPrefix(WithCurrentLayerNormNames(source), EncoderPrefixOf(modelType));
             bool encoderOnly = architecture != folderClass;
             PretrainedModel model;
             // Loading the folder's own class, every parameter is copied from the file or tied to one that is (a missing
@@ -97,6 +102,25 @@ public static class ModelLoader
             if (!sourceName.TryAdd(Current(name), name))
                 throw new UnmaskException($"Tensor '{name}' and '{Current(name)}' are both present.");
         return new RenamedTensorSource(source, sourceName);
+    }
+
+    static string EncoderPrefixOf(string modelType) => modelType switch
+    {
+        "bert" => "bert",
+        "roberta" or "xlm-roberta" => "roberta",
+        "distilbert" => "distilbert",
+        "electra" => "electra",
+        _ => "model",
+    };
+
+    /// <summary>
+    /// A bare encoder's checkpoint (BertModel's, a sentence-transformers folder's) names its tensors without the
+    /// encoder prefix; as transformers does, they load under it when no tensor carries the prefix.
+    /// </summary>
+    internal static IHfTensorSource WithEncoderPrefix(IHfTensorSource source, string prefix)
+    {
+        if (source.Names.Any(n => n.StartsWith(prefix + ".", StringComparison.Ordinal))) return source;
+        return new RenamedTensorSource(source, source.Names.ToDictionary(n => $"{prefix}.{n}", n => n, StringComparer.Ordinal));
     }
 
     /// <summary>A randomly initialised model of the family and size that config.json describes, in training mode.</summary>

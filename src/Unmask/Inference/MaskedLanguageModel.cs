@@ -51,6 +51,8 @@ public sealed class MaskedLanguageModel : IDisposable
         var model = ModelLoader.Load(directory);
         try
         {
+            if (model.Head == HeadKind.None)
+                throw new UnmaskException($"{directory}: {model.Architecture} is a bare encoder without a masked-LM head; embed and eval sts use it as it is.");
             return new MaskedLanguageModel(TokenizerLoader.Load(directory), model);
         }
         catch

@@ -49,7 +49,7 @@ public static class ModelFamilies
 
     /// <summary>A randomly initialised model of the config's family with <paramref name="head"/>, in training mode;
     /// classifier heads take the config's labels (id2label).</summary>
-    /// <param name="addPoolingLayer">BERT masked LM only: also build bert.pooler (for checkpoints that carry it).</param>
+    /// <param name="addPoolingLayer">BERT masked LM and bare encoder only: also build the pooler (for checkpoints that carry it).</param>
     public static PretrainedModel Create(IHfConfig config, HeadKind head, ComputeDtype computeDtype = ComputeDtype.Float32, bool addPoolingLayer = false)
     {
         PretrainedModel model = (config, head) switch
@@ -67,6 +67,7 @@ public static class ModelFamilies
             (ModernBertConfig c, HeadKind.MaskedLm) => ModernBertForMaskedLM.Create(c),
             (ModernBertConfig c, HeadKind.SequenceClassification) => ModernBertForSequenceClassification.Create(c),
             (ModernBertConfig c, HeadKind.TokenClassification) => ModernBertForTokenClassification.Create(c),
+            (BertConfig or DistilBertConfig or ElectraConfig or ModernBertConfig, HeadKind.None) => EncoderModel.Create(config, addPoolingLayer),
             (BertConfig or DistilBertConfig or ElectraConfig or ModernBertConfig, _) =>
                 throw new UnmaskException($"A '{config.ModelType}' model has no {head} head here."),
             _ => throw new ArgumentException($"{config.GetType().Name} is not a family config of this library", nameof(config)),

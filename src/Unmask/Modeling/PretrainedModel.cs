@@ -21,6 +21,9 @@ public enum HeadKind
 
     /// <summary>*ForTokenClassification: num_labels logits per position, [batch, seq, num_labels].</summary>
     TokenClassification,
+
+    /// <summary>No head (BertModel, RobertaModel, ...): the logits are the last hidden state, [batch, seq, hidden].</summary>
+    None,
 }
 
 /// <summary>Outputs of <see cref="PretrainedModel.Forward"/>; disposing it disposes every tensor in it.</summary>
@@ -210,8 +213,13 @@ public abstract class PretrainedModel : nn.Module
     {
         var state = state_dict();
         foreach (var name in TiedNames) state.Remove(name);
-        return state;
+        if (!SavesWithoutEncoderPrefix) return state;
+        var prefix = EncoderPrefix + ".";
+        return state.ToDictionary(p => p.Key.StartsWith(prefix, StringComparison.Ordinal) ? p.Key[prefix.Length..] : p.Key, p => p.Value);
     }
+
+    /// <summary>transformers' bare encoder classes save their tensors without the encoder prefix.</summary>
+    private protected virtual bool SavesWithoutEncoderPrefix => false;
 
     /// <summary>Copies HF-named tensors into the parameters; a missing, unexpected or misshapen tensor is an
     /// <see cref="UnmaskException"/> naming it. Float16/bfloat16 tensors are widened to float32.</summary>
