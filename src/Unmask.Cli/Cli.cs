@@ -20,6 +20,7 @@ public static class Cli
             ClassifyCommand.Create(io),
             EmbedCommand.Create(io),
             EmbedCommand.Similarity(io),
+            ImportCommand.Create(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),
