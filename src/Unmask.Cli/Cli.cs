@@ -21,6 +21,7 @@ public static class Cli
             EmbedCommand.Create(io),
             EmbedCommand.Similarity(io),
             ImportCommand.Create(io),
+            TrainEmbeddingsCommand.Create(io),
             TokenizeCommand.Create(io),
             ForwardCommand.Create(io),
             MaskCommand.Create(io),
