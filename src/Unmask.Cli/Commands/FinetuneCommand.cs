@@ -67,6 +67,7 @@ public static class FinetuneCommand
         var evalEvery = new Option<int?>("--eval-every") { Description = "Evaluate and checkpoint every N optimizer steps (default: each epoch)" };
         var early = new Option<int?>("--early-stopping") { Description = "Stop after N evaluations without a better validation metric" };
         var freeze = new Option<bool>("--freeze-encoder") { Description = "Train only the head: a linear probe of the encoder" };
+        var dropout = new Option<double?>("--dropout") { Description = "Encoder dropout while fine-tuning (hidden and attention; BERT, RoBERTa, ELECTRA, DistilBERT); default: the config's" };
         var randomInit = new Option<bool>("--random-init") { Description = "Start from random weights of the same architecture (a baseline)" };
         var maxTrain = new Option<int?>("--max-train-examples") { Description = "Train on N examples drawn by the seed (few-shot)" };
         var maxSteps = new Option<long?>("--max-steps") { Description = "Stop after N optimizer steps" };
@@ -76,7 +77,7 @@ public static class FinetuneCommand
 
         var command = new Command("finetune", "Fine-tune a model folder into a classifier, regressor or token tagger");
         foreach (var option in new Option[] { model, task, train, validation, output, labelAll, epochs, lr, batch, accumulation, warmup,
-                     weightDecay, layerDecay, precision, seed, seeds, evalEvery, early, freeze, randomInit, maxTrain, maxSteps, resume, json,
+                     weightDecay, layerDecay, precision, seed, seeds, evalEvery, early, freeze, randomInit, dropout, maxTrain, maxSteps, resume, json,
                      prompt.Template, prompt.Verbalizer })
             command.Options.Add(option);
         data.AddTo(command);
@@ -112,6 +113,7 @@ public static class FinetuneCommand
                 EarlyStoppingPatience = parse.GetValue(early),
                 FreezeEncoder = parse.GetValue(freeze),
                 RandomInit = parse.GetValue(randomInit),
+                Dropout = parse.GetValue(dropout),
                 MaxTrainExamples = parse.GetValue(maxTrain),
                 MaxSteps = parse.GetValue(maxSteps),
                 Template = parse.GetValue(prompt.Template),

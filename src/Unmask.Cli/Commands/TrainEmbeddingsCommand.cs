@@ -28,11 +28,12 @@ public static class TrainEmbeddingsCommand
         var minScore = new Option<double?>("--min-score") { Description = "pairs: read scored pairs (sentence1,sentence2,score) and take those scoring at least this as positives" };
         var maxLength = new Option<int>("--max-seq-length") { DefaultValueFactory = _ => defaults.MaxSeqLength };
         var pooling = new Option<string>("--pooling") { DefaultValueFactory = _ => "mean" }.AcceptOnlyFromAmong("cls", "mean", "max");
+        var dropout = new Option<double?>("--dropout") { Description = "Encoder dropout while training (hidden and attention; default: the config's)" };
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => defaults.Seed };
         var json = new Option<bool>("--json") { Description = "Print the result as one line of JSON" };
         var command = new Command("train-embeddings", "Contrastive sentence-embedding training (Mirror-BERT or pairs) into a sentence-transformers folder")
         {
-            model, output, objective, train, validation, epochs, batchSize, lr, temperature, spanMask, maxExamples, minScore, maxLength, pooling, seed, json,
+            model, output, objective, train, validation, epochs, batchSize, lr, temperature, spanMask, maxExamples, minScore, maxLength, pooling, dropout, seed, json,
         };
         command.SetAction(parse => io.GuardCancellable(ct =>
         {
@@ -53,6 +54,7 @@ public static class TrainEmbeddingsCommand
                 MaxSeqLength = parse.GetValue(maxLength),
                 Pooling = Enum.Parse<Pooling>(parse.GetValue(pooling)!, ignoreCase: true),
                 Seed = parse.GetValue(seed),
+                Dropout = parse.GetValue(dropout),
             };
             if (options.MinScore is not null && options.Objective != EmbeddingObjective.Pairs)
                 throw new UnmaskException("--min-score applies to --objective pairs.");

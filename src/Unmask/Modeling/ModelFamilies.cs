@@ -44,6 +44,16 @@ public static class ModelFamilies
 
     /// <summary>A randomly initialised masked LM of the config's family (ELECTRA's generator for an ELECTRA config),
     /// in training mode.</summary>
+    /// <summary>The config with <paramref name="dropout"/> on hidden states and attention probabilities (BERT, RoBERTa,
+    /// ELECTRA, DistilBERT), as a user would set it in config.json; null leaves it as it is.</summary>
+    public static IHfConfig WithDropout(IHfConfig config, double? dropout) => dropout is not double p ? config : config switch
+    {
+        BertConfig c => c with { HiddenDropoutProb = p, AttentionProbsDropoutProb = p },
+        ElectraConfig c => c with { HiddenDropoutProb = p, AttentionProbsDropoutProb = p },
+        DistilBertConfig c => c with { Dropout = p, AttentionDropout = p },
+        _ => throw new UnmaskException($"--dropout is not supported for '{config.ModelType}' models; set the dropout fields of its config.json instead."),
+    };
+
     public static PretrainedModel CreateMaskedLm(IHfConfig config, ComputeDtype computeDtype = ComputeDtype.Float32) =>
         Create(config, HeadKind.MaskedLm, computeDtype);
 

@@ -45,6 +45,10 @@ public sealed record EmbeddingTrainingOptions
     public double? MinScore { get; init; }
 
     public int MaxSeqLength { get; init; } = 64;
+
+    /// <summary>Encoder dropout while training (Mirror-BERT relies on it; a model pretrained without has none);
+    /// null keeps the config's. Written into the saved config.</summary>
+    public double? Dropout { get; init; }
     public Pooling Pooling { get; init; } = Pooling.Mean;
     public bool Normalize { get; init; } = true;
     public int Seed { get; init; } = 42;
@@ -76,7 +80,7 @@ public static class EmbeddingTrainer
         if (options.MaxExamples is int limit) rows = [.. rows.Take(limit)];
         if (rows.Count < 2) throw new UnmaskException($"{options.TrainPath}: {rows.Count} example(s); in-batch negatives need at least 2.");
 
-        var (model, _) = ModelLoader.LoadWithReport(options.ModelDir, HeadKind.None);
+        var (model, _) = ModelLoader.LoadWithReport(options.ModelDir, HeadKind.None, c => ModelFamilies.WithDropout(c, options.Dropout));
         using var disposeModel = model;
         var maxLength = Math.Min(options.MaxSeqLength, model.MaxSequenceLength);
         var validation = options.ValidationPath is { } v ? StsEvaluator.ReadPairs(v, requireScores: true) : null;
@@ -164,6 +168,7 @@ public static class EmbeddingTrainer
         if (o.Temperature <= 0) throw new UnmaskException($"--temperature must be positive, got {o.Temperature}.");
         if (o.LearningRate <= 0) throw new UnmaskException($"--lr must be positive, got {o.LearningRate}.");
         if (o.SpanMask < 0) throw new UnmaskException($"--span-mask must be 0 or more, got {o.SpanMask}.");
+        if (o.Dropout is < 0 or >= 1) throw new UnmaskException($"--dropout must be in [0, 1), got {o.Dropout}.");
         if (o.Pooling == Pooling.Pooler) throw new UnmaskException("train-embeddings pools with cls, mean or max.");
         if (!File.Exists(o.TrainPath) && !Directory.Exists(o.TrainPath)) throw new UnmaskException($"{o.TrainPath}: not found");
     }

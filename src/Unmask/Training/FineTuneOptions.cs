@@ -50,6 +50,10 @@ public sealed record FineTuneOptions
     /// baseline that shows what pretraining brought.</summary>
     public bool RandomInit { get; init; }
 
+    /// <summary>Dropout of the encoder's hidden states and attention probabilities while fine-tuning (BERT, RoBERTa,
+    /// ELECTRA, DistilBERT), written into the saved config as transformers would; null keeps the config's.</summary>
+    public double? Dropout { get; init; }
+
     /// <summary>Train on this many examples drawn by the seed (few-shot runs); null: all.</summary>
     public int? MaxTrainExamples { get; init; }
 
@@ -82,6 +86,7 @@ public sealed record FineTuneOptions
         Require(EvalEvery is null or > 0, $"--eval-every must be positive (got {EvalEvery}).");
         Require(EarlyStoppingPatience is null or > 0, $"--early-stopping must be positive (got {EarlyStoppingPatience}).");
         Require(MaxTrainExamples is null or > 0, $"--max-train-examples must be positive (got {MaxTrainExamples}).");
+        Require(Dropout is null or (>= 0 and < 1), $"--dropout must be in [0, 1), got {Dropout}.");
         Require(!(FreezeEncoder && RandomInit), "--freeze-encoder with --random-init would train a head over random features; choose one.");
         Require(EarlyStoppingPatience is null || ValidationPath is not null, "early stopping needs --validation data.");
         Require(Task != ClassificationTask.Prompt || (Template is not null && VerbalizerPath is not null), "--task prompt needs --template and --verbalizer.");

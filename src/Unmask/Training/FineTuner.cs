@@ -256,9 +256,9 @@ public static partial class FineTuner
     static PretrainedModel CreateModel(FineTuneOptions options, HeadKind head, IReadOnlyList<string> labels)
     {
         var problemType = ClassificationData.ProblemType(options.Task);
-        IHfConfig Labelled(IHfConfig c) => head == HeadKind.MaskedLm || (c.Labels.SequenceEqual(labels) && c.ProblemType == problemType)
+        IHfConfig Labelled(IHfConfig c) => ModelFamilies.WithDropout(head == HeadKind.MaskedLm || (c.Labels.SequenceEqual(labels) && c.ProblemType == problemType)
             ? c
-            : c.WithLabels(labels, problemType);
+            : c.WithLabels(labels, problemType), options.Dropout);
         manual_seed(options.Seed);
         if (options.RandomInit)
             return ModelFamilies.Create(Labelled(ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName))), head);
