@@ -8,6 +8,10 @@ namespace Unmask.Data;
 /// </summary>
 internal static class CsvReader
 {
+    /// <summary>Tab-separated records, one per line, no quoting (as GLUE ships its TSVs); blank lines are skipped.</summary>
+    public static List<(int Line, string[] Fields)> ParseTsv(string text) =>
+        [.. text.Split('\n').Select((l, i) => (Line: i + 1, Fields: l.TrimEnd('\r').Split('\t'))).Where(r => !(r.Fields.Length == 1 && r.Fields[0].Length == 0))];
+
     public static List<(int Line, string[] Fields)> Parse(string text, string source)
     {
         var records = new List<(int, string[])>();

@@ -27,7 +27,7 @@ public static class StsEvaluator
             return ReadJsonLines(path, requireScores);
         var text = File.ReadAllText(path);
         records = path.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase)
-            ? [.. text.Split('\n').Select((l, i) => (i + 1, l.TrimEnd('\r').Split('\t'))).Where(r => !(r.Item2.Length == 1 && r.Item2[0].Length == 0))]
+            ? CsvReader.ParseTsv(text)
             : [.. CsvReader.Parse(text, path).Where(r => !(r.Fields.Length == 1 && r.Fields[0].Length == 0))];
         if (records.Count == 0) throw new UnmaskException($"{path}: no sentence pairs.");
 
@@ -83,13 +83,21 @@ public static class StsEvaluator
 
     /// <summary>The cosine of each pair's two sentence vectors, in order.</summary>
     public static List<PairSimilarity> Similarities(SentenceEmbedder embedder, IReadOnlyList<SentencePair> pairs, EmbeddingOptions? options,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        Similarities(pairs, sentences => embedder.Embed(sentences, options, cancellationToken));
+
+    /// <summary>The cosines with vectors from <paramref name="embed"/>, which gets each distinct sentence once.</summary>
+    public static List<PairSimilarity> Similarities(IReadOnlyList<SentencePair> pairs, Func<IReadOnlyList<string>, float[][]> embed)
     {
         var sentences = pairs.SelectMany(p => new[] { p.Sentence1, p.Sentence2 }).Distinct().ToList();
         var index = sentences.Select((s, i) => (s, i)).ToDictionary(p => p.s, p => p.i);
-        var vectors = embedder.Embed(sentences, options, cancellationToken);
+        var vectors = embed(sentences);
         return [.. pairs.Select(p => new PairSimilarity(p.Sentence1, p.Sentence2, Cosine(vectors[index[p.Sentence1]], vectors[index[p.Sentence2]]), p.Score))];
     }
+
+    /// <summary>Spearman (×100) of scored pairs' cosines against their gold scores.</summary>
+    public static double Spearman(IReadOnlyList<PairSimilarity> similarities) =>
+        ClassificationMetrics.Regression([.. similarities.Select(s => s.Gold!.Value)], [.. similarities.Select(s => s.Cosine)]).Spearman;
 
     public static StsResult Run(SentenceEmbedder embedder, string model, string data, EmbeddingOptions? options, CancellationToken cancellationToken = default)
     {

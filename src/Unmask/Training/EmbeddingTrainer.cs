@@ -222,9 +222,8 @@ public static class EmbeddingTrainer
                 : [JsonLinesReader.String(o, "anchor"), JsonLinesReader.String(o, "positive")]).Select(r => r.Value)];
         var text = File.ReadAllText(path);
         var records = path.EndsWith(".tsv", StringComparison.OrdinalIgnoreCase)
-            ? text.Split('\n').Select((l, i) => (Line: i + 1, Fields: l.TrimEnd('\r').Split('\t'))).ToList()
-            : CsvReader.Parse(text, path);
-        records = [.. records.Where(r => !(r.Fields.Length == 1 && r.Fields[0].Length == 0))];
+            ? CsvReader.ParseTsv(text)
+            : [.. CsvReader.Parse(text, path).Where(r => !(r.Fields.Length == 1 && r.Fields[0].Length == 0))];
         if (records.Count > 0 && records[0].Fields.Select(f => f.Trim().ToLowerInvariant()).ToArray() is ["anchor", "positive", ..]) records.RemoveAt(0);
         var rows = new List<string[]>();
         foreach (var (line, fields) in records)
@@ -272,21 +271,20 @@ public static class EmbeddingTrainer
         return options.Normalize ? F.normalize(pooled, p: 2, dim: 1) : pooled;
     }
 
-    static double Spearman(PretrainedModel model, ITokenizer tokenizer, List<SentencePair> pairs, EmbeddingTrainingOptions options, int maxLength)
-    {
-        var sentences = pairs.SelectMany(p => new[] { p.Sentence1, p.Sentence2 }).Distinct().ToList();
-        var vectors = new Dictionary<string, float[]>();
-        foreach (var chunk in sentences.Chunk(128))
+    static double Spearman(PretrainedModel model, ITokenizer tokenizer, List<SentencePair> pairs, EmbeddingTrainingOptions options, int maxLength) =>
+        StsEvaluator.Spearman(StsEvaluator.Similarities(pairs, sentences =>
         {
-            using var scope = torch.NewDisposeScope();
-            using var mode = torch.inference_mode();
-            var views = chunk.Select(s => Example(tokenizer.Encode(s, maxLength: maxLength).InputIds)).ToList();
-            var pooled = Encode(model, views, tokenizer.PadId, options).contiguous(); // [chunk, hidden]
-            var data = pooled.data<float>().ToArray();
-            int width = (int)pooled.shape[1];
-            for (int i = 0; i < chunk.Length; i++) vectors[chunk[i]] = data[(i * width)..((i + 1) * width)];
-        }
-        var cosines = pairs.Select(p => StsEvaluator.Cosine(vectors[p.Sentence1], vectors[p.Sentence2])).ToList();
-        return ClassificationMetrics.Regression([.. pairs.Select(p => p.Score!.Value)], cosines).Spearman;
-    }
+            var vectors = new List<float[]>(sentences.Count);
+            foreach (var chunk in sentences.Chunk(128))
+            {
+                using var scope = torch.NewDisposeScope();
+                using var mode = torch.inference_mode();
+                var views = chunk.Select(s => Example(tokenizer.Encode(s, maxLength: maxLength).InputIds)).ToList();
+                var pooled = Encode(model, views, tokenizer.PadId, options).contiguous(); // [chunk, hidden]
+                var data = pooled.data<float>().ToArray();
+                int width = (int)pooled.shape[1];
+                for (int i = 0; i < chunk.Length; i++) vectors.Add(data[(i * width)..((i + 1) * width)]);
+            }
+            return [.. vectors];
+        }));
 }
