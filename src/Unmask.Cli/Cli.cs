@@ -29,6 +29,7 @@ public static class Cli
             RescoreCommand.Create(io),
             EvalCommand.Create(io),
             AblateCommand.Create(io),
+            ServeCommand.Create(io),
         };
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = output, Error = error };

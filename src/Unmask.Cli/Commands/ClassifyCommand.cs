@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Spectre.Console;
 using Unmask.Inference;
+using Unmask.Serving;
 
 namespace Unmask.Cli.Commands;
 
@@ -48,7 +49,7 @@ public static class ClassifyCommand
             if (parse.GetValue(json))
             {
                 foreach (var p in predictions)
-                    io.Out.WriteLine(JsonSerializer.Serialize(new { text = p.Text, label = p.Label, score = p.Score, scores = p.Probabilities, log_scores = p.LogScores }));
+                    JsonLines.WriteValue(io.Out, w => ResultJson.Prompt(w, p));
                 return 0;
             }
             var table = new Table().AddColumns(["text", "label", .. classifier.Labels.Select(Markup.Escape)]);

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Spectre.Console;
 using Unmask.Evaluation;
 using Unmask.Inference;
+using Unmask.Serving;
 
 namespace Unmask.Cli.Commands;
 
@@ -82,7 +83,7 @@ public static class EmbedCommand
                 table.AddColumns("text", "top terms");
                 for (int i = 0; i < texts.Count; i++)
                 {
-                    lines.Add(JsonSerializer.Serialize(new { text = texts[i], sparse = vectors[i].Select(t => new { token = t.Token, id = t.Id, weight = t.Weight }) }));
+                    lines.Add(JsonLines.Line(w => ResultJson.Sparse(w, texts[i], vectors[i])));
                     table.AddRow(Markup.Escape(texts[i]), Markup.Escape(string.Join(" ", vectors[i].Take(12).Select(t => $"{t.Token}:{t.Weight.ToString("F2", CultureInfo.InvariantCulture)}"))));
                 }
             }
@@ -92,7 +93,7 @@ public static class EmbedCommand
                 table.AddColumns("text", "dims", "norm", "first values");
                 for (int i = 0; i < texts.Count; i++)
                 {
-                    lines.Add(JsonSerializer.Serialize(new { text = texts[i], embedding = vectors[i] }));
+                    lines.Add(JsonLines.Line(w => ResultJson.Embedding(w, texts[i], vectors[i])));
                     double norm = Math.Sqrt(vectors[i].Sum(v => (double)v * v));
                     table.AddRow(Markup.Escape(texts[i]), vectors[i].Length.ToString(CultureInfo.InvariantCulture), norm.ToString("F4", CultureInfo.InvariantCulture),
                         string.Join(" ", vectors[i].Take(4).Select(v => v.ToString("F4", CultureInfo.InvariantCulture))) + " …");

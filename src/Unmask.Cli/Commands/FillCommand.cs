@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using Unmask.Inference;
+using Unmask.Serving;
 
 namespace Unmask.Cli.Commands;
 
@@ -25,28 +26,7 @@ public static class FillCommand
             {
                 if (parse.GetValue(json))
                 {
-                    JsonLines.Write(io.Out, w =>
-                    {
-                        w.WriteString("text", r.Text);
-                        w.WriteStartArray("masks");
-                        foreach (var m in r.Masks)
-                        {
-                            w.WriteStartObject();
-                            w.WriteNumber("position", m.Position);
-                            w.WriteStartArray("candidates");
-                            foreach (var c in m.Candidates)
-                            {
-                                w.WriteStartObject();
-                                w.WriteString("token", c.Token);
-                                w.WriteNumber("id", c.Id);
-                                w.WriteNumber("probability", c.Probability);
-                                w.WriteEndObject();
-                            }
-                            w.WriteEndArray();
-                            w.WriteEndObject();
-                        }
-                        w.WriteEndArray();
-                    });
+                    JsonLines.WriteValue(io.Out, w => ResultJson.Fill(w, r));
                     continue;
                 }
                 var table = new Table().Title(Markup.Escape(r.Text)).AddColumns("position", "rank", "token", "id", "probability");

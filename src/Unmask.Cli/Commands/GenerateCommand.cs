@@ -2,6 +2,7 @@ using System.CommandLine;
 using Spectre.Console;
 using Unmask.Generation;
 using Unmask.Inference;
+using Unmask.Serving;
 
 namespace Unmask.Cli.Commands;
 
@@ -39,34 +40,7 @@ public static class GenerateCommand
         return command;
     }
 
-    static void WriteJson(CliOutput io, GeneratedText r) => JsonLines.Write(io.Out, w =>
-    {
-        void Array<T>(string name, IEnumerable<T> values, Action<T> write)
-        {
-            w.WriteStartArray(name);
-            foreach (var value in values) write(value);
-            w.WriteEndArray();
-        }
-
-        w.WriteString("text", r.Text);
-        w.WriteString("output", r.Output);
-        Array("tokens", r.Tokens, w.WriteStringValue);
-        Array("ids", r.Ids, w.WriteNumberValue);
-        Array("generated_positions", r.GeneratedPositions, w.WriteNumberValue);
-        w.WriteNumber("nfe", r.ForwardPasses);
-        w.WriteNumber("seconds", Math.Round(r.Seconds, 4));
-        if (r.Steps is null) return;
-        Array("steps", r.Steps, step =>
-        {
-            w.WriteStartObject();
-            w.WriteNumber("step", step.Step);
-            w.WriteNumber("forward_pass", step.ForwardPass);
-            Array("positions", step.Positions, w.WriteNumberValue);
-            Array("ids", step.Ids, w.WriteNumberValue);
-            Array("remasked", step.Remasked, w.WriteNumberValue);
-            w.WriteEndObject();
-        });
-    });
+    static void WriteJson(CliOutput io, GeneratedText r) => JsonLines.WriteValue(io.Out, w => ResultJson.Generated(w, r));
 
     static void WriteTable(CliOutput io, GeneratedText r)
     {

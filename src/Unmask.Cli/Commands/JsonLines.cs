@@ -9,16 +9,21 @@ public static class JsonLines
 {
     static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    public static void Write(TextWriter output, Action<Utf8JsonWriter> body)
+    public static void Write(TextWriter output, Action<Utf8JsonWriter> body) => WriteValue(output, w =>
+    {
+        w.WriteStartObject();
+        body(w);
+        w.WriteEndObject();
+    });
+
+    /// <summary>One line holding the single JSON value <paramref name="value"/> writes.</summary>
+    public static void WriteValue(TextWriter output, Action<Utf8JsonWriter> value) => output.WriteLine(Line(value));
+
+    public static string Line(Action<Utf8JsonWriter> value)
     {
         using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, Options))
-        {
-            writer.WriteStartObject();
-            body(writer);
-            writer.WriteEndObject();
-        }
-        output.WriteLine(Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length));
+        using (var writer = new Utf8JsonWriter(buffer, Options)) value(writer);
+        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
     public static void WriteStrings(this Utf8JsonWriter w, string name, IEnumerable<string> values)

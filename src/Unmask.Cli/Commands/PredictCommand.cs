@@ -1,16 +1,14 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using Spectre.Console;
 using Unmask.Inference;
+using Unmask.Serving;
 
 namespace Unmask.Cli.Commands;
 
 /// <summary>`unmask predict`: labels, values or entities from a fine-tuned classifier folder.</summary>
 public static class PredictCommand
 {
-    static readonly JsonSerializerOptions SkipNulls = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
-
     public static Command Create(CliOutput io)
     {
         var model = ModelOptions.Model();
@@ -34,13 +32,7 @@ public static class PredictCommand
                 table.AddColumns("text", "entities");
                 foreach (var p in classifier.PredictTokens(texts, parse.GetValue(maxLength), cancellationToken: ct))
                 {
-                    lines.Add(JsonSerializer.Serialize(new
-                    {
-                        text = p.Text,
-                        entities = p.Entities.Select(e => new { entity_group = e.EntityGroup, score = e.Score, word = e.Word, start = e.Start, end = e.End }),
-                        tokens = p.Tokens,
-                        tags = p.Tags,
-                    }));
+                    lines.Add(JsonLines.Line(w => ResultJson.Entities(w, p)));
                     table.AddRow(Markup.Escape(p.Text), Markup.Escape(string.Join("; ", p.Entities.Select(e => $"{e.Word} [{e.EntityGroup} {e.Score:F2}]"))));
                 }
             }
@@ -51,7 +43,7 @@ public static class PredictCommand
                 table.AddColumns("text", "prediction");
                 foreach (var p in predictions)
                 {
-                    lines.Add(JsonSerializer.Serialize(Describe(p, classifier.ProblemType), SkipNulls));
+                    lines.Add(JsonLines.Line(w => ResultJson.Prediction(w, p, classifier.ProblemType)));
                     var shown = p.Value is double v ? v.ToString("F4", CultureInfo.InvariantCulture)
                         : p.Predicted is { } many ? string.Join(", ", many)
                         : $"{p.Label} ({p.Score:F3})";
@@ -65,11 +57,4 @@ public static class PredictCommand
         }));
         return command;
     }
-
-    static object Describe(TextPrediction p, string problemType) => problemType switch
-    {
-        "regression" => new { text = p.Text, text_pair = p.Pair, value = p.Value, logits = p.Logits },
-        "multi_label_classification" => new { text = p.Text, text_pair = p.Pair, labels = p.Predicted, scores = p.Scores, logits = p.Logits },
-        _ => (object)new { text = p.Text, text_pair = p.Pair, label = p.Label, score = p.Score, scores = p.Scores, logits = p.Logits },
-    };
 }

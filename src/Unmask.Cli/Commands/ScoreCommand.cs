@@ -4,6 +4,7 @@ using Spectre.Console;
 using Unmask.Data;
 using Unmask.Evaluation;
 using Unmask.Inference;
+using Unmask.Serving;
 
 namespace Unmask.Cli.Commands;
 
@@ -61,26 +62,7 @@ public static class ScoreCommand
 
     static void WriteJson(CliOutput io, IReadOnlyList<PllResult> results, bool perToken)
     {
-        foreach (var r in results)
-            JsonLines.Write(io.Out, w =>
-            {
-                w.WriteString("text", r.Text);
-                w.WriteNumber("pll", r.Pll);
-                w.WriteNumber("num_scored", r.NumScored);
-                w.WriteNumber("pll_mean", r.PllMean);
-                if (!perToken) return;
-                w.WriteStartArray("tokens");
-                foreach (var t in r.Tokens)
-                {
-                    w.WriteStartObject();
-                    w.WriteNumber("position", t.Position);
-                    w.WriteString("token", t.Token);
-                    w.WriteNumber("id", t.Id);
-                    w.WriteNumber("log_prob", t.LogProb);
-                    w.WriteEndObject();
-                }
-                w.WriteEndArray();
-            });
+        foreach (var r in results) JsonLines.WriteValue(io.Out, w => ResultJson.Score(w, r, perToken));
     }
 
     static void WriteTables(CliOutput io, IReadOnlyList<PllResult> results, bool perToken)

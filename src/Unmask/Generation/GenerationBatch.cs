@@ -119,7 +119,8 @@ sealed class GenerationBatch : IDisposable
     }
 
     /// <summary>Reported after the step that made a forward pass, so the count of masked positions includes its commits.</summary>
-    public void Report() => progress?.Report(new GenerationProgress(ForwardPasses, MaskedRemaining));
+    public void Report() => progress?.Report(new GenerationProgress(ForwardPasses, MaskedRemaining,
+        [.. Enumerable.Range(0, BatchSize).Select(r => ids.AsSpan(r * SeqLength, lengths[r]).ToArray())]));
 
     public GenerationResult Result()
     {

@@ -95,8 +95,9 @@ public sealed record GeneratedRow(long[] Ids, IReadOnlyList<int> GeneratedPositi
 /// <param name="ForwardPasses">Model calls made for the whole batch (NFE).</param>
 public sealed record GenerationResult(IReadOnlyList<GeneratedRow> Rows, int ForwardPasses, TimeSpan Elapsed);
 
-/// <summary>Where a generation stands: forward passes done, and still-masked positions over the batch.</summary>
-public sealed record GenerationProgress(int ForwardPasses, int MaskedRemaining);
+/// <summary>Where a generation stands: forward passes done, still-masked positions over the batch, and every row's ids
+/// as they are now (the mask id where nothing is committed yet), for callers that show the generation as it happens.</summary>
+public sealed record GenerationProgress(int ForwardPasses, int MaskedRemaining, IReadOnlyList<long[]> Rows);
 
 /// <summary>What a sampler asks of a model: vocabulary logits for a batch of right-padded rows.</summary>
 public interface IMaskedLmLogits

@@ -24,7 +24,7 @@ public sealed record TokenPrediction(string Text, IReadOnlyList<string> Tokens, 
 /// <summary>A classifier folder loaded for prediction: tokenizer plus a sequence or token classification model, in eval mode.</summary>
 public sealed class Classifier : IDisposable
 {
-    Classifier(ITokenizer tokenizer, PretrainedModel model)
+    internal Classifier(ITokenizer tokenizer, PretrainedModel model)
     {
         Tokenizer = tokenizer;
         Model = model;

@@ -28,7 +28,7 @@ public sealed class MaskedLanguageModel : IDisposable
     /// <summary>The tokenizer's own padding side (tokenizer_config.json <c>padding_side</c>, right when absent).</summary>
     public PaddingSide DefaultPaddingSide => Tokenizer.PaddingSide;
 
-    MaskedLanguageModel(ITokenizer tokenizer, PretrainedModel model)
+    internal MaskedLanguageModel(ITokenizer tokenizer, PretrainedModel model)
     {
         Tokenizer = tokenizer;
         Model = model;

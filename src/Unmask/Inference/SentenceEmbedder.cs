@@ -38,7 +38,7 @@ public sealed record SparseTerm(string Token, int Id, float Weight);
 /// </summary>
 public sealed class SentenceEmbedder : IDisposable
 {
-    SentenceEmbedder(ITokenizer tokenizer, PretrainedModel model, SentenceTransformersConfig? folderConfig)
+    internal SentenceEmbedder(ITokenizer tokenizer, PretrainedModel model, SentenceTransformersConfig? folderConfig)
     {
         Tokenizer = tokenizer;
         Model = model;
