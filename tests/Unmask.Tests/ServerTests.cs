@@ -333,3 +333,45 @@ public sealed class ServerTests(ServerFixture fixture) : IClassFixture<ServerFix
         await server.DisposeAsync();
     }
 }
+
+/// <summary>`unmask serve` as a process: SIGTERM lets the request in flight finish, then the process exits cleanly.</summary>
+public sealed class ServeProcessTests
+{
+    [Fact]
+    public async Task SigtermDrainsTheRequestInFlightAndExitsZero()
+    {
+        var cli = Path.Combine(AppContext.BaseDirectory, "unmask-cli.dll");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var arg in new[] { cli, "serve", "--model", ServerFixture.MlmFolder, "--port", "0" }) start.ArgumentList.Add(arg);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        try
+        {
+            string? address = null;
+            for (string? line; (line = await process.StandardError.ReadLineAsync()) is not null;)
+            {
+                if (line.StartsWith("listening on ", StringComparison.Ordinal)) address = line.Split(' ')[2];
+                if (line.StartsWith("ready", StringComparison.Ordinal)) break;
+            }
+            Assert.NotNull(address);
+            using var client = new HttpClient { BaseAddress = new Uri(address) };
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/generate")
+            {
+                Content = new StringContent(JsonSerializer.Serialize(new { length = 60, num_samples = 64, steps = 60, seed = 1, stream = true }), Encoding.UTF8, "application/json"),
+            };
+            using var response = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+            Assert.Equal("event: step", await reader.ReadLineAsync());
+            System.Diagnostics.Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
+            var rest = await reader.ReadToEndAsync();
+            Assert.Contains("event: result", rest);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await process.WaitForExitAsync(timeout.Token);
+            Assert.Equal(0, process.ExitCode);
+            Assert.Contains("stopped", await process.StandardError.ReadToEndAsync());
+        }
+        finally
+        {
+            if (!process.HasExited) process.Kill(entireProcessTree: true);
+        }
+    }
+}
