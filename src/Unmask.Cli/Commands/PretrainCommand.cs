@@ -15,6 +15,8 @@ public static partial class PretrainCommand
         var tokens = new Option<long?>("--tokens") { Description = "Stop after this many training tokens" };
         var time = new Option<string?>("--time") { Description = "Stop after this much training time (90s, 10m, 1h30m); the default budget is 10m" };
         var saveSteps = new Option<int>("--save-steps") { DefaultValueFactory = _ => 1000 };
+        var driftSteps = new Option<int>("--drift-check-steps") { Description = "Under mpiexec: compare the ranks' parameter checksums every this many steps", DefaultValueFactory = _ => 100 };
+        var loggingSteps = new Option<int>("--logging-steps") { Description = "Write the mean training loss to metrics.jsonl every this many steps", DefaultValueFactory = _ => 20 };
         var resume = new Option<string?>("--resume") { Description = "Continue from a checkpoint folder (or a run folder's newest checkpoint)" };
         var objective = new Option<string>("--objective")
         {
@@ -27,7 +29,7 @@ public static partial class PretrainCommand
 
         var command = new Command("pretrain", "Pretrain a BERT masked language model, or an ELECTRA discriminator and generator")
         {
-            output, steps, tokens, time, saveSteps, resume, objective,
+            output, steps, tokens, time, saveSteps, loggingSteps, driftSteps, resume, objective,
         };
         var training = new TrainingArguments();
         training.AddTo(command);
@@ -56,10 +58,14 @@ public static partial class PretrainCommand
                     MaxTime = maxTime,
                     Objective = Enum.Parse<ObjectiveKind>(parse.GetValue(objective)!, ignoreCase: true),
                     SaveSteps = parse.GetValue(saveSteps),
+                    LoggingSteps = parse.GetValue(loggingSteps),
+                    DriftCheckSteps = parse.GetValue(driftSteps),
                 };
                 options.Validate();
                 if (Directory.Exists(options.Output) && Directory.EnumerateFileSystemEntries(options.Output).Any())
                     throw new UnmaskException($"{options.Output}: output folder exists and is not empty (use --resume to continue a run)");
+                // Under mpiexec no rank writes into the folder before every rank has found it empty.
+                Distributed.MpiWorld.Current.Barrier();
                 result = WithProgress(io, p => Pretrainer.Run(options, p, ct));
             }
             Report(io, result);

@@ -26,17 +26,40 @@ internal static class MaskedRowRunner
         if (tokenBudget < 1) throw new UnmaskException($"token budget must be positive, got {tokenBudget}");
         var results = new float[rows.Count][];
         var order = Enumerable.Range(0, rows.Count).OrderByDescending(r => sequences[rows[r].Sequence].Length).ToArray();
-        int start = 0;
+        // Under mpiexec each rank runs every world.Size-th batch of the same plan, so each row meets the same batch
+        // (same rows, same padding) as in one process and its floats are the same; the results are then summed.
+        var world = Distributed.MpiWorld.Current;
+        int start = 0, batchIndex = 0;
         while (start < order.Length)
         {
             ct.ThrowIfCancellationRequested();
             int length = sequences[rows[order[start]].Sequence].Length;
             int count = Math.Clamp(tokenBudget / Math.Max(length, 1), 1, order.Length - start);
-            RunBatch(context, sequences, tokenTypes, rows, order.AsSpan(start, count), length, results);
+            if (batchIndex++ % world.Size == world.Rank) RunBatch(context, sequences, tokenTypes, rows, order.AsSpan(start, count), length, results);
             start += count;
             rowsDone?.Invoke(count);
         }
+        if (world.Size > 1) Gather(rows, results, world);
         return results;
+    }
+
+    /// <summary>Every rank ends with every row's results: each row was run by one rank, the others add zeros.</summary>
+    static void Gather(IReadOnlyList<ScoringRow> rows, float[][] results, Distributed.MpiWorld world)
+    {
+        var flat = new float[rows.Sum(r => r.SelectedCount)];
+        int offset = 0;
+        for (int r = 0; r < rows.Count; r++)
+        {
+            results[r]?.CopyTo(flat, offset);
+            offset += rows[r].SelectedCount;
+        }
+        world.AllReduceSum(flat);
+        offset = 0;
+        for (int r = 0; r < rows.Count; r++)
+        {
+            results[r] = flat[offset..(offset + rows[r].SelectedCount)];
+            offset += rows[r].SelectedCount;
+        }
     }
 
     static void RunBatch(ScoringContext context, IReadOnlyList<int[]> sequences, IReadOnlyList<int[]> tokenTypes,

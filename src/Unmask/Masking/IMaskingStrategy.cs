@@ -25,6 +25,10 @@ public sealed record MaskedBatch(long[] InputIds, long[] Labels, int BatchSize, 
 
     public int SelectedCount => Labels.Count(l => l != MaskedBatch.Ignore);
 
+    /// <summary>Rows [start, end) of the batch: the part one data-parallel rank computes. Units are left out.</summary>
+    public MaskedBatch Rows(int start, int end) =>
+        new(InputIds[(start * SeqLength)..(end * SeqLength)], Labels[(start * SeqLength)..(end * SeqLength)], end - start, SeqLength);
+
     public const long Ignore = -100;
 }
 

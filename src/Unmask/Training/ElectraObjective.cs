@@ -25,13 +25,32 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
     /// </summary>
     public static MaskingOptions DefaultMasking { get; } = new(Rate: 0.15, MaskFraction: 0.85, RandomFraction: 0, KeepFraction: 0.15);
 
-    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress)
+    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress, (int Start, int End)? rows = null)
     {
         var masked = masking.Apply(inputIds, batchSize, seqLength, rng, progress);
-        var step = Forward(inputIds, masked, sampling: null);
-        return new ObjectiveLoss(step.GeneratorLoss + discriminatorWeight * step.DiscriminatorLoss, masked.SelectedCount)
+        double generatorShare = 1, discriminatorShare = 1;
+        if (rows is { } r)
         {
-            Parts = new Dictionary<string, Tensor> { ["generator_loss"] = step.GeneratorLoss, ["discriminator_loss"] = step.DiscriminatorLoss },
+            // Each mean becomes the rows' share of the whole batch's: selected positions for the generator, non-special
+            // tokens for the discriminator. Replacements are sampled per rank, so ranks match one process in distribution.
+            var part = masked.Rows(r.Start, r.End);
+            var partIds = inputIds[(r.Start * seqLength)..(r.End * seqLength)];
+            generatorShare = (double)part.SelectedCount / Math.Max(masked.SelectedCount, 1);
+            discriminatorShare = (double)partIds.Count(id => !IsSpecial(id)) / Math.Max(inputIds.Count(id => !IsSpecial(id)), 1);
+            if (part.SelectedCount == 0)
+            {
+                var labels = (long[])part.Labels.Clone();
+                labels[0] = part.InputIds[0];
+                part = part with { Labels = labels };
+            }
+            (inputIds, masked) = (partIds, part);
+        }
+        var step = Forward(inputIds, masked, sampling: null);
+        var generatorLoss = step.GeneratorLoss * generatorShare;
+        var discriminatorLoss = step.DiscriminatorLoss * discriminatorShare;
+        return new ObjectiveLoss(generatorLoss + discriminatorWeight * discriminatorLoss, masked.SelectedCount)
+        {
+            Parts = new Dictionary<string, Tensor> { ["generator_loss"] = generatorLoss, ["discriminator_loss"] = discriminatorLoss },
         };
     }
 

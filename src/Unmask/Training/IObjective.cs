@@ -19,7 +19,10 @@ public interface IObjective
 {
     /// <param name="inputIds">[batchSize × seqLength] packed ids, row-major, special tokens included.</param>
     /// <param name="progress">Training progress in [0, 1], for schedules.</param>
-    ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress);
+    /// <param name="rows">The rows this process computes (data parallelism). The whole batch is still corrupted, with
+    /// the same draws as in one process; the loss returned is the rows' share of the whole batch's loss (their terms
+    /// over the whole batch's normaliser), so the ranks' losses, and their gradients, add up to one process's.</param>
+    ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress, (int Start, int End)? rows = null);
 
     /// <summary>Metrics beyond the shared masked-LM validation, on the uncorrupted validation batches (ids as in
     /// <see cref="Loss"/>); the model is in eval mode and gradients are off.</summary>

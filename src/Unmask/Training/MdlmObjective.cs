@@ -16,10 +16,23 @@ public sealed class MdlmObjective(PretrainedModel model, MaskingVocabulary vocab
 
     const int ValidationSeed = 0xe1b0;
 
-    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress)
+    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress, (int Start, int End)? rows = null)
     {
         var times = AntitheticTimes(batchSize, rng);
         var (masked, eligible) = Corrupt(inputIds, batchSize, seqLength, times, vocab, rng);
+        if (rows is { } r)
+        {
+            // The rows' terms over the whole batch's normaliser; rows with nothing masked still run the graph, weighted 0.
+            var part = masked.Rows(r.Start, r.End);
+            var partTimes = times[r.Start..r.End];
+            if (part.SelectedCount == 0)
+            {
+                var labels = (long[])part.Labels.Clone();
+                labels[0] = part.InputIds[0];
+                return new ObjectiveLoss((WeightedNll(part with { Labels = labels }, partTimes).Sum * 0.0).to(ScalarType.Float32), 0);
+            }
+            (masked, times) = (part, partTimes);
+        }
         var (sum, predicted) = WeightedNll(masked, times);
         return new ObjectiveLoss((sum / Math.Max(eligible, 1)).to(ScalarType.Float32), predicted);
     }

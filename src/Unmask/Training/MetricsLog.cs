@@ -18,12 +18,15 @@ public sealed class MetricsLog : IDisposable
     public IReadOnlyList<MetricsRecord> Records => _records;
     public string Path { get; }
 
-    MetricsLog(string path, IEnumerable<MetricsRecord> kept)
+    MetricsLog(string path, IEnumerable<MetricsRecord> kept, StreamWriter? writer = null)
     {
         Path = path;
         _records.AddRange(kept);
-        _writer = new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read));
+        _writer = writer ?? new StreamWriter(new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read));
     }
+
+    /// <summary>Keeps records in memory and writes no file: the log of a rank other than 0.</summary>
+    public static MetricsLog InMemory() => new("", [], StreamWriter.Null);
 
     public static MetricsLog Create(string path) => Open(path, keepUpToStep: -1);
 

@@ -6,11 +6,28 @@ namespace Unmask.Training;
 /// <summary>BERT's masked language modelling: the configured masking strategy, cross-entropy on the selected positions.</summary>
 public sealed class MlmObjective(PretrainedModel model, IMaskingStrategy masking) : IObjective
 {
-    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress)
+    public ObjectiveLoss Loss(long[] inputIds, int batchSize, int seqLength, Random rng, double progress, (int Start, int End)? rows = null)
     {
         var masked = masking.Apply(inputIds, batchSize, seqLength, rng, progress);
-        var input = tensor(masked.InputIds, new long[] { batchSize, seqLength });   // [batch, seq]
-        var labels = tensor(masked.Labels, new long[] { batchSize, seqLength });    // [batch, seq]
+        if (rows is not { } r) return Mean(masked);
+        var part = masked.Rows(r.Start, r.End);
+        int selected = part.SelectedCount, total = masked.SelectedCount;
+        if (selected > 0)
+        {
+            var share = Mean(part);
+            return share with { Loss = share.Loss * ((double)selected / total) };
+        }
+        // Nothing selected in these rows: a zero loss through the same graph keeps every rank's gradients the same set.
+        var labels = (long[])part.Labels.Clone();
+        labels[0] = part.InputIds[0];
+        return new ObjectiveLoss(Mean(part with { Labels = labels }).Loss * 0.0, 0);
+    }
+
+    ObjectiveLoss Mean(MaskedBatch masked)
+    {
+        var shape = new long[] { masked.BatchSize, masked.SeqLength };
+        var input = tensor(masked.InputIds, shape);   // [batch, seq]
+        var labels = tensor(masked.Labels, shape);    // [batch, seq]
         var output = model.Forward(input, labels: labels, positions: labels.ne(-100));
         return new ObjectiveLoss(output.Loss!, masked.SelectedCount);
     }

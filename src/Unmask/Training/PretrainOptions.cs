@@ -73,6 +73,9 @@ public sealed record PretrainOptions
     public int Seed { get; init; } = 42;
 
     public int LoggingSteps { get; init; } = 20;
+
+    /// <summary>Under mpiexec, how often the ranks compare a checksum of their parameters (steps).</summary>
+    public int DriftCheckSteps { get; init; } = 100;
     /// <summary>Validation runs each time training progress crosses a multiple of this fraction, and at the end.</summary>
     public double EvalFraction { get; init; } = 0.1;
     /// <summary>A checkpoint is saved every this many optimizer steps (0: only at the end and on interruption).</summary>
@@ -91,6 +94,11 @@ public sealed record PretrainOptions
     public void Validate()
     {
         if (BatchSize < 1) throw new UnmaskException($"batch size must be at least 1, got {BatchSize}");
+        if (LoggingSteps < 1) throw new UnmaskException($"--logging-steps must be at least 1, got {LoggingSteps}");
+        if (DriftCheckSteps < 1) throw new UnmaskException($"the drift check interval must be at least 1 step, got {DriftCheckSteps}");
+        var world = Distributed.MpiWorld.Current;
+        if (BatchSize % world.Size != 0)
+            throw new UnmaskException($"--batch-size {BatchSize} does not split over {world.Size} ranks: each rank takes --batch-size / ranks rows of every micro-batch, so make it a multiple of {world.Size}");
         if (GradientAccumulationSteps < 1) throw new UnmaskException("gradient accumulation steps must be at least 1");
         if (MaxSeqLength < 8) throw new UnmaskException($"max sequence length must be at least 8, got {MaxSeqLength}");
         if (MaxSteps is < 1) throw new UnmaskException("--steps must be at least 1");

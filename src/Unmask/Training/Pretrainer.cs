@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using Unmask.Data;
+using Unmask.Distributed;
+using Unmask.Tokenization;
 
 namespace Unmask.Training;
 
@@ -49,6 +51,14 @@ public static class Pretrainer
         return Run(options, (folder, state), hooks, progress, ct);
     }
 
+    /// <summary>The bf16 probe times this machine; under mpiexec rank 0's answer holds for every rank.</summary>
+    static Func<int, int, bool> RootDecides(MpiWorld world, Func<int, int, bool> probe) => world.Size == 1 ? probe : (hidden, intermediate) =>
+    {
+        var answer = new[] { world.IsRoot && probe(hidden, intermediate) ? 1.0 : 0.0 };
+        world.AllReduceSum(answer);
+        return answer[0] > 0;
+    };
+
     static PretrainResult Run(PretrainOptions options, (string Folder, TrainerState State)? resumeFrom, PretrainHooks hooks,
         IProgress<PretrainProgress>? progress, CancellationToken ct)
     {
@@ -58,6 +68,11 @@ public static class Pretrainer
         var clock = Stopwatch.StartNew();
         void Phase(string name) => progress?.Report(new PretrainProgress(name, 0, 0, 0, null, 0, clock.Elapsed, null));
 
+        // Under mpiexec rank 0 prepares the tokenizer and the token store; the others wait, then read what it made.
+        var world = MpiWorld.Current;
+        var sharedTokenizer = Path.Combine(options.Output, ".tokenizer-from-rank-0");
+        if (!world.IsRoot) world.Barrier();
+
         Phase("reading corpus");
         var corpus = Corpus.Load(options.Corpus, ct, options.CorpusLatin1Fallback);
         if (corpus.Validation.Count == 0)
@@ -65,17 +80,33 @@ public static class Pretrainer
 
         // A resumed run continues its checkpoint; --init-from continues a Hugging Face model with its own tokenizer.
         var modelFolder = resumeFrom?.Folder ?? options.InitFrom;
-        var tokenizer = TrainingSetup.Tokenizer(options, modelFolder, corpus, Phase, ct);
+        var tokenizer = world.IsRoot || modelFolder is not null
+            ? TrainingSetup.Tokenizer(options, modelFolder, corpus, Phase, ct)
+            : TokenizerLoader.Load(sharedTokenizer);
 
         Phase("tokenizing");
         using var data = TokenizedCorpus.Open(corpus, tokenizer, [DataSplit.Train, DataSplit.Validation], ct);
+        if (world.Size > 1 && world.IsRoot)
+        {
+            if (modelFolder is null)
+            {
+                Directory.CreateDirectory(options.Output);
+                tokenizer.Save(sharedTokenizer);
+            }
+            world.Barrier();
+        }
         var trainSequences = data.Pack(DataSplit.Train, options.MaxSeqLength);
         var validSequences = data.Pack(DataSplit.Validation, options.MaxSeqLength);
         if (trainSequences.Count == 0 || validSequences.Count == 0)
             throw new UnmaskException(
                 $"corpus '{corpus.Name}' is too small: its {(trainSequences.Count == 0 ? "training" : "validation")} split does not fill one sequence of {options.MaxSeqLength} tokens");
 
-        using var setup = TrainingSetup.Create(options, modelFolder, tokenizer, data, hooks.Bf16IsFaster, Phase, ct);
+        using var setup = TrainingSetup.Create(options, modelFolder, tokenizer, data, RootDecides(world, hooks.Bf16IsFaster), Phase, ct);
+        if (world.Size > 1)
+        {
+            world.Barrier();
+            if (world.IsRoot && Directory.Exists(sharedTokenizer)) Directory.Delete(sharedTokenizer, recursive: true);
+        }
         // The checkpoints keep the precision auto chose, so a resumed run computes as it began rather than probing again.
         options = options with { Precision = setup.Precision };
         setup.Models.SetTraining(true);
@@ -90,9 +121,13 @@ public static class Pretrainer
             position = res.State.Position;
         }
 
+        // Every rank starts from rank 0's parameters (a resumed one from the same checkpoint), however it initialised.
+        world.Broadcast([.. setup.Models.Parameters.Select(p => p.Parameter)]);
+
         Directory.CreateDirectory(options.Output);
         var metricsPath = Path.Combine(options.Output, "metrics.jsonl");
-        using var metrics = resumeFrom is null ? MetricsLog.Create(metricsPath) : MetricsLog.Open(metricsPath, start.Step);
+        using var metrics = !world.IsRoot ? MetricsLog.InMemory()
+            : resumeFrom is null ? MetricsLog.Create(metricsPath) : MetricsLog.Open(metricsPath, start.Step);
         var validation = PretrainValidation.Prepare(data, options, setup.Vocab);
 
         using var batcher = new Batcher(trainSequences, options.BatchSize, options.Seed, position);
@@ -100,8 +135,9 @@ public static class Pretrainer
 
         var model = options.Objective == ObjectiveKind.Electra ? $"ELECTRA {options.Size}"
             : options.InitFrom is null && options.ConfigPath is null ? $"BERT {options.Size}" : setup.Models.MaskedLm.Architecture;
-        LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
-            $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {model}, {setup.PrecisionName}");
+        if (world.IsRoot)
+            LossPlot.Save(Path.Combine(options.Output, "loss.png"), metrics.Records,
+                $"{Path.GetFileName(Path.GetFullPath(options.Output))}: {model}, {setup.PrecisionName}");
         return new PretrainResult(options.Output, outcome.Steps, outcome.Tokens, outcome.Elapsed, outcome.TokensPerSecond, outcome.Validation,
             outcome.Interrupted, setup.PrecisionName, outcome.CheckpointFolder);
     }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using Unmask.Data;
+using Unmask.Distributed;
 using Unmask.Tokenization;
 using static TorchSharp.torch;
 
@@ -13,7 +14,9 @@ namespace Unmask.Training;
 internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup, ITokenizer tokenizer, AdamW optimizer, Batcher batcher,
     PretrainValidation validation, MetricsLog metrics, PretrainHooks hooks, IProgress<PretrainProgress>? progress)
 {
+    readonly MpiWorld world = MpiWorld.Current;
     long step, tokens;
+    double allreduceSeconds;
     TimeSpan previousElapsed;
     readonly Stopwatch clock = new();
 
@@ -38,14 +41,16 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
         bool interrupted = false;
         ValidationResult? lastValidation = null;
 
-        while (options.Progress(step, tokens, Elapsed()) < 1)
+        while (true)
         {
-            if (ct.IsCancellationRequested)
+            var (now, cancelled) = Agreed(ct);
+            if (options.Progress(step, tokens, now) >= 1) break;
+            if (cancelled)
             {
                 interrupted = true;
                 break;
             }
-            double fraction = options.Progress(step, tokens, Elapsed());
+            double fraction = options.Progress(step, tokens, now);
             double lr = schedule.At(fraction);
             double stepLoss = 0;
             using (var scope = NewDisposeScope())
@@ -53,23 +58,40 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
                 // Seeding by step makes dropout and masking a function of the step alone, so a resumed run repeats exactly.
                 torch.manual_seed(options.Seed * 1_000_003L + step);
                 var rng = new Random(unchecked((int)(options.Seed * 2_654_435_761L + step * 40_503L)));
+                var stepParts = new Dictionary<string, double>();
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)
                 {
+                    // Every rank reads the whole global micro-batch and computes its own rows of it.
                     var batch = batcher.Next(ct);
-                    var result = setup.Objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction);
+                    var rows = world.Size > 1 ? world.Slice(batch.BatchSize) : ((int, int)?)null;
+                    var result = setup.Objective.Loss(batch.InputIds, batch.BatchSize, batch.SeqLength, rng, fraction, rows);
                     var loss = result.Loss / options.GradientAccumulationSteps;
                     // An objective may find nothing to predict in a micro-batch; its zero loss has no graph to run back through.
                     if (loss.requires_grad) loss.backward();
                     stepLoss += loss.item<float>();
                     foreach (var (name, part) in result.Parts)
-                        partsWindow[name] = partsWindow.GetValueOrDefault(name) + part.item<float>() / options.GradientAccumulationSteps;
+                        stepParts[name] = stepParts.GetValueOrDefault(name) + part.item<float>() / options.GradientAccumulationSteps;
                 }
+                if (world.Size > 1)
+                {
+                    // The ranks' losses are shares of the batch's, so their gradients add up to one process's.
+                    var communication = world.CommunicationSeconds;
+                    world.AllReduceSum([.. models.Parameters.Select(p => p.Parameter.grad).OfType<Tensor>()]);
+                    var scalars = new[] { stepLoss }.Concat(stepParts.Values).ToArray();
+                    world.AllReduceSum(scalars);
+                    stepLoss = scalars[0];
+                    int k = 1;
+                    foreach (var name in stepParts.Keys.ToList()) stepParts[name] = scalars[k++];
+                    allreduceSeconds += world.CommunicationSeconds - communication;
+                }
+                foreach (var (name, value) in stepParts) partsWindow[name] = partsWindow.GetValueOrDefault(name) + value;
                 nn.utils.clip_grad_norm_(models.Parameters.Select(p => (TorchSharp.Modules.Parameter)p.Parameter), options.MaxGradNorm);
                 optimizer.StepWith(lr);
                 models.ZeroGrad();
             }
             step++;
             tokens += options.TokensPerStep;
+            if (world.Size > 1 && step % options.DriftCheckSteps == 0) CheckDrift();
             lossWindow += stepLoss;
             lossCount++;
 
@@ -85,8 +107,9 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
                 var values = new Dictionary<string, double>
                 {
                     ["loss"] = lossWindow / lossCount, ["learning_rate"] = lr, ["tokens_per_second"] = tps,
-                    ["elapsed_seconds"] = elapsed.TotalSeconds,
+                    ["elapsed_seconds"] = elapsed.TotalSeconds, ["world_size"] = world.Size,
                 };
+                if (world.Size > 1) values["allreduce_share"] = allreduceSeconds / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
                 foreach (var (name, sum) in partsWindow) values[name] = sum / lossCount;
                 metrics.Write(new MetricsRecord("train", step, tokens, values));
                 lossWindow = 0;
@@ -99,7 +122,7 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
                 lastEvalMark = mark;
                 lastValidation = Validate();
             }
-            if (options.SaveSteps > 0 && step % options.SaveSteps == 0 && fraction < 1)
+            if (world.IsRoot && options.SaveSteps > 0 && step % options.SaveSteps == 0 && fraction < 1)
             {
                 CheckpointWriter.SaveCheckpoint(options.Output, models.Folders, tokenizer, State(), optimizer, hooks.BeforeCheckpointMove);
                 CheckpointWriter.PruneCheckpoints(options.Output, options.SaveTotalLimit, hooks.BeforeCheckpointMove);
@@ -108,12 +131,16 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
 
         string? checkpointFolder = null;
         if (interrupted)
-            checkpointFolder = CheckpointWriter.SaveCheckpoint(options.Output, models.Folders, tokenizer, State(), optimizer, hooks.BeforeCheckpointMove);
+        {
+            if (world.IsRoot) checkpointFolder = CheckpointWriter.SaveCheckpoint(options.Output, models.Folders, tokenizer, State(), optimizer, hooks.BeforeCheckpointMove);
+        }
         else
         {
             lastValidation = Validate();
-            CheckpointWriter.SaveFinal(options.Output, models.Folders, tokenizer, State(), optimizer, hooks.BeforeCheckpointMove);
+            if (world.IsRoot) CheckpointWriter.SaveFinal(options.Output, models.Folders, tokenizer, State(), optimizer, hooks.BeforeCheckpointMove);
         }
+        // The other ranks leave only once the final folder or checkpoint is complete.
+        world.Barrier();
         lastValidation ??= Validate();
         double overallTps = (tokens - tokensAtLoopStart) / Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         return new Outcome(step, tokens, Elapsed(), overallTps, lastValidation, interrupted, checkpointFolder);
@@ -121,5 +148,32 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
 
     TrainerState State() => new(options, step, tokens, Elapsed(), batcher.Position);
 
-    ValidationResult Validate() => validation.Run(setup.Models, setup.Objective, metrics, step, tokens, progress, Elapsed());
+    /// <summary>Every rank applies the same update to the same parameters, so their sums agree exactly; a rank whose
+    /// sum differs has drifted (a bug or a faulty machine), and the run stops rather than average diverged models.</summary>
+    void CheckDrift()
+    {
+        double sum;
+        using (var scope = NewDisposeScope())
+        using (no_grad())
+            sum = setup.Models.Parameters.Sum(p => p.Parameter.to(ScalarType.Float64).sum().item<double>());
+        var extremes = new[] { sum, -sum };
+        world.AllReduceMax(extremes);
+        if (extremes[0] != -extremes[1])
+            throw new UnmaskException($"rank {world.Rank}: the ranks' parameters drifted apart at step {step} (sums from {-extremes[1]:R} to {extremes[0]:R})");
+    }
+
+    /// <summary>Rank 0 alone validates and logs it; the other ranks go on to the next step's allreduce and wait there.</summary>
+    ValidationResult Validate() => world.IsRoot
+        ? validation.Run(setup.Models, setup.Objective, metrics, step, tokens, progress, Elapsed())
+        : new ValidationResult(double.NaN, double.NaN, double.NaN, 0);
+
+    /// <summary>The elapsed time and whether to stop, the same on every rank: the latest clock and any rank's Ctrl+C, so
+    /// time budgets and interruptions end every rank at the same step.</summary>
+    (TimeSpan Elapsed, bool Cancelled) Agreed(CancellationToken ct)
+    {
+        if (world.Size == 1) return (Elapsed(), ct.IsCancellationRequested);
+        var values = new[] { ct.IsCancellationRequested ? 1.0 : 0.0, Elapsed().TotalSeconds };
+        world.AllReduceMax(values);
+        return (TimeSpan.FromSeconds(values[1]), values[0] > 0);
+    }
 }
