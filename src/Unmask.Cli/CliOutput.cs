@@ -12,6 +12,9 @@ public sealed class CliOutput(TextWriter output, TextWriter error, CancellationT
     public TextWriter Out { get; } = output;
     public TextWriter Error { get; } = error;
 
+    /// <summary>Whether long commands report progress at all.</summary>
+    public bool ShowProgress { get; init; } = true;
+
     // A redirected stdout gets plain tables: colour codes would end up in the file or the next program's input.
     public IAnsiConsole Console { get; } = ReferenceEquals(output, System.Console.Out) && !System.Console.IsOutputRedirected
         ? AnsiConsole.Console

@@ -13,7 +13,7 @@ var errors = world.IsRoot ? Console.Error : new StringWriter();
 int code;
 try
 {
-    code = Cli.Run(args, world.IsRoot ? Console.Out : TextWriter.Null, errors);
+    code = Cli.Run(args, world.IsRoot ? Console.Out : TextWriter.Null, errors, progress: world.IsRoot);
 }
 catch (Exception e)
 {
@@ -22,9 +22,12 @@ catch (Exception e)
 }
 if (code != 0)
 {
+    // A failing rank prints what it wrote to stderr, then gives mpiexec a moment to forward it: MPI_Abort tears down
+    // the output channels of every rank at once.
     if (!world.IsRoot)
         foreach (var line in errors.ToString()!.Split('\n', StringSplitOptions.RemoveEmptyEntries)) Console.Error.WriteLine($"rank {world.Rank}: {line}");
     Console.Error.Flush();
+    Thread.Sleep(500);
     world.Abort(code);
 }
 return code;

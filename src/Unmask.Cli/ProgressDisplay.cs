@@ -22,6 +22,7 @@ public static class ProgressDisplay
 
     public static T Run<TProgress, T>(CliOutput io, string label, Func<TProgress, ProgressView> view, Func<IProgress<TProgress>, T> work)
     {
+        if (!io.ShowProgress) return work(new SyncProgress<TProgress>(_ => { }));
         if (!io.Console.Profile.Capabilities.Interactive || Console.IsErrorRedirected) return RunWithLines(io, view, work);
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         T result = default!;

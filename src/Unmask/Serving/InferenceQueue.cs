@@ -54,6 +54,12 @@ public sealed class InferenceQueue : IDisposable
     /// <summary>Called when an input leaves the queue for a batch, with how long it waited.</summary>
     public event Action<TimeSpan>? Dequeued;
 
+    /// <summary>Whether a new request would be refused now.</summary>
+    public bool IsFull
+    {
+        get { lock (_gate) return _requests >= _maxRequests; }
+    }
+
     /// <summary>Inputs waiting for a batch.</summary>
     public int Waiting
     {

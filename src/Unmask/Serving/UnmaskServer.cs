@@ -228,6 +228,10 @@ public sealed class UnmaskServer : IAsyncDisposable
         if (_draining) return Error(503, "the server is shutting down", "unhealthy");
         if (!_ready.Task.IsCompletedSuccessfully) return Error(503, "models are not loaded yet; poll /health", "unhealthy");
         if (!needsBody) return await handler(null, ctx);
+        // When every queue is full the answer is 429 whatever the body says: refuse before reading and parsing it.
+        bool full;
+        lock (_models) full = _models.Values.All(m => m.Queue.IsFull);
+        if (full) throw new QueueFullException($"every model's queue holds {_options.Limits.MaxConcurrentRequests} requests (--max-concurrent-requests)");
         if (ctx.Request.ContentLength > _options.PayloadLimit) return TooLarge();
         var bytes = await ReadLimited(ctx);
         if (bytes is null) return TooLarge();
