@@ -130,6 +130,27 @@ public sealed class DistributedTests : IDisposable
     }
 
     [Fact]
+    public void ShardedScoreEvalMlmAndEmbedPrintWhatOneProcessPrints()
+    {
+        var model = Path.Combine(SharedFixtures.HfReference, "models", "bert-uncased");
+        string[][] commands =
+        [
+            ["eval", "mlm", "--model", model, "--corpus", Corpus, "--max-seq-length", "64", "--max-sequences", "300", "--json"],
+            ["score", "--model", model, "--json", "--per-token", "the cat sat on the mat.", "a dog ran home.", "what is this", "alice was tired."],
+            ["embed", "--model", model, "--json", "--normalize", "a cat", "the dog runs", "hello there", "x y z", "down the rabbit hole"],
+        ];
+        foreach (var command in commands)
+        {
+            var one = Run(1, command);
+            Assert.True(one.Code == 0, one.Err);
+            var two = Run(2, command);
+            Assert.True(two.Code == 0, two.Err);
+            Assert.False(string.IsNullOrWhiteSpace(one.Out));
+            Assert.Equal(one.Out, two.Out);
+        }
+    }
+
+    [Fact]
     public void AFailingRankStopsTheJobWithItsErrorAndTheLastCheckpointLoads()
     {
         // Rank 1 learns at another rate (MPMD launch), so the ranks' parameters differ after the first step; the check

@@ -54,15 +54,47 @@ public static class MaskedTokenEvaluation
     /// <summary>Scores every batch; the caller puts the model in eval mode.</summary>
     /// <param name="baselineId">The token the baseline predicts everywhere (null: no baseline, its count stays 0).</param>
     /// <param name="afterBatch">Called with the totals so far after each batch.</param>
+    /// <param name="world">Shards the batches over this MPI world's ranks (every rank must call); null: all here.</param>
     public static MaskedTokenScore Score(IScoringModel model, IEnumerable<MaskedBatch> batches, long? baselineId = null,
-        Action<MaskedTokenScore>? afterBatch = null, CancellationToken ct = default)
+        Action<MaskedTokenScore>? afterBatch = null, CancellationToken ct = default, Distributed.MpiWorld? world = null)
     {
+        if (world is { Size: > 1 }) return Sharded(model, batches, baselineId, afterBatch, ct, world);
         var total = MaskedTokenScore.Zero;
         foreach (var batch in batches)
         {
             ct.ThrowIfCancellationRequested();
             total = total.Add(ScoreBatch(model, batch, baselineId));
             afterBatch?.Invoke(total);
+        }
+        return total;
+    }
+
+    /// <summary>Each rank scores every N-th batch; every batch's totals are then shared and added in batch order, so the
+    /// sums are the single process's to the last bit.</summary>
+    static MaskedTokenScore Sharded(IScoringModel model, IEnumerable<MaskedBatch> batches, long? baselineId,
+        Action<MaskedTokenScore>? afterBatch, CancellationToken ct, Distributed.MpiWorld world)
+    {
+        var own = new List<(int Index, MaskedTokenScore Score)>();
+        int count = 0;
+        var running = MaskedTokenScore.Zero;
+        foreach (var batch in batches)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (count++ % world.Size != world.Rank) continue;
+            var score = ScoreBatch(model, batch, baselineId);
+            own.Add((count - 1, score));
+            running = running.Add(score);
+            afterBatch?.Invoke(running);
+        }
+        var table = new double[count * 6];
+        foreach (var (index, s) in own)
+            new double[] { s.Sequences, s.Selected, s.LossSum, s.Correct, s.Top5Correct, s.BaselineCorrect }.CopyTo(table, index * 6);
+        world.AllReduceSum(table);
+        var total = MaskedTokenScore.Zero;
+        for (int b = 0; b < count; b++)
+        {
+            var row = table.AsSpan(b * 6, 6);
+            total = total.Add(new MaskedTokenScore((long)row[0], (long)row[1], row[2], (long)row[3], (long)row[4], (long)row[5]));
         }
         return total;
     }

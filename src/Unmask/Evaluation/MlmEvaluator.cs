@@ -61,7 +61,7 @@ public static class MlmEvaluator
         var batches = MaskedTokenEvaluation.MaskedCopy(packers, total, options.BatchSize, options.MaxSeqLength,
             new RandomMasking(options.Masking, vocab), options.Seed);
         var score = MaskedTokenEvaluation.Score(context.Model, batches.Select(b => b.Masked), baselineId: null,
-            s => progress?.Report(new ScoringProgress(s.Sequences, total)), ct);
+            s => progress?.Report(new ScoringProgress(s.Sequences, total)), ct, Distributed.MpiWorld.Current);
         return new MlmEvalResult(corpus.Name, options.Split, total, options.MaxSeqLength, score.Selected, score.Loss, Math.Exp(score.Loss),
             score.Accuracy, score.Top5Accuracy);
     }

@@ -111,9 +111,14 @@ public sealed class SentenceEmbedder : IDisposable
 
         var encoded = Encode(texts, resolved.MaxLength!.Value);
         var result = new float[texts.Count][];
+        // Under mpiexec each rank runs every N-th batch of the same plan (so each text meets the same batch, and its
+        // vector the same floats, as in one process); the vectors are then summed back, zeros from the other ranks.
+        var world = Distributed.MpiWorld.Current;
+        int batchIndex = 0;
         foreach (var rows in Batches(encoded, resolved.TokenBudget))
         {
             cancellationToken.ThrowIfCancellationRequested();
+            if (batchIndex++ % world.Size != world.Rank) continue;
             using var scope = torch.NewDisposeScope();
             using var mode = torch.inference_mode();
             var (ids, mask, types) = Classifier.Collate(encoded, rows, Tokenizer.PadId); // [batch, seq] each
@@ -127,7 +132,20 @@ public sealed class SentenceEmbedder : IDisposable
             int width = (int)vectors.shape[1];
             for (int b = 0; b < rows.Count; b++) result[rows[b]] = data[(b * width)..((b + 1) * width)];
         }
+        if (world.Size > 1) Gather(result, world);
         return result;
+    }
+
+    static void Gather(float[][] result, Distributed.MpiWorld world)
+    {
+        int width = result.FirstOrDefault(r => r is not null)?.Length ?? 0;
+        var widths = new[] { (double)width };
+        world.AllReduceMax(widths);
+        width = (int)widths[0];
+        var flat = new float[result.Length * width];
+        for (int i = 0; i < result.Length; i++) result[i]?.CopyTo(flat, i * width);
+        world.AllReduceSum(flat);
+        for (int i = 0; i < result.Length; i++) result[i] = flat[(i * width)..((i + 1) * width)];
     }
 
     /// <summary>Hidden state <paramref name="layer"/> of the embedding output and the L layer outputs; negative counts from the end.</summary>
