@@ -84,6 +84,44 @@ public sealed class DistributedTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(two, ".tokenizer-from-rank-0")));
     }
 
+    [Fact]
+    public void TwoRanksFineTuneLikeOneProcess()
+    {
+        var train = Path.Combine(_dir.FullName, "drinks.tsv");
+        var random = new Random(1);
+        File.WriteAllLines(train, ["sentence\tlabel", .. Enumerable.Range(0, 90).Select(_ =>
+        {
+            bool hot = random.Next(2) == 1;
+            return $"{(random.Next(2) == 0 ? "she" : "they")} like {(hot ? "coffee" : "cheese")} {(random.Next(2) == 0 ? "outside" : "near the river")}\t{(hot ? "hot" : "cold")}";
+        })]);
+        var model = Path.Combine(SharedFixtures.HfReference, "models", "bert-uncased");
+        string[] Finetune(string output) => ["finetune", "--model", model, "--train", train, "--validation", train, "--output", output,
+            "--epochs", "2", "--lr", "3e-3", "--batch-size", "16", "--dropout", "0"];
+        string one = Path.Combine(_dir.FullName, "ft-one"), two = Path.Combine(_dir.FullName, "ft-two");
+        var single = Run(1, Finetune(one));
+        Assert.True(single.Code == 0, single.Err);
+        var pair = Run(2, Finetune(two));
+        Assert.True(pair.Code == 0, pair.Err);
+        // 90 rows in batches of 16: the last batch of 10 splits 5 and 5; every step's loss is one process's.
+        var (a, b) = (MetricsLog.Read(Path.Combine(one, "metrics.jsonl")), MetricsLog.Read(Path.Combine(two, "metrics.jsonl")));
+        Assert.Equal(a.Select(r => (r.Split, r.Step)), b.Select(r => (r.Split, r.Step)));
+        foreach (var (x, y) in a.Zip(b).Where(p => p.First.Split == "train"))
+            Assert.True(Math.Abs(x.Values["loss"] - y.Values["loss"]) < 1e-5, $"step {x.Step}: {x.Values["loss"]} against {y.Values["loss"]}");
+        var left = SafeTensors.Load(Path.Combine(one, "model.safetensors"));
+        var right = SafeTensors.Load(Path.Combine(two, "model.safetensors"));
+        // Attention key biases are left out: softmax ignores a constant per query, so their gradient is zero up to
+        // rounding, and AdamW scales that rounding noise to full-size steps in one process as in two.
+        foreach (var (name, tensor) in left.Where(p => !p.Key.EndsWith("key.bias", StringComparison.Ordinal)))
+        {
+            double difference = (tensor - right[name]).abs().max().item<float>();
+            Assert.True(difference < 1e-5, $"{name}: max difference {difference}");
+        }
+
+        var embeddings = Run(2, "train-embeddings", "--model", model, "--train", train, "--output", Path.Combine(_dir.FullName, "emb"));
+        Assert.NotEqual(0, embeddings.Code);
+        Assert.Contains("without mpiexec", embeddings.Err);
+    }
+
     [Theory]
     [InlineData(2, 1)]
     [InlineData(1, 2)]

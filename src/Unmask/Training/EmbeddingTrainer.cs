@@ -69,6 +69,10 @@ public static class EmbeddingTrainer
         CancellationToken cancellationToken = default)
     {
         Check(options);
+        // In-batch negatives tie each example to every other in the batch; splitting a batch over ranks needs the vectors
+        // gathered before the loss, which is not built yet. One process, or a clear error, never N silent copies.
+        if (Distributed.MpiWorld.Current.Size > 1)
+            throw new UnmaskException("train-embeddings does not run data-parallel yet; start it without mpiexec");
         var clock = Stopwatch.StartNew();
         progress?.Report(new EmbeddingTrainingProgress("reading data", 0, 0, null, null));
         var tokenizer = TokenizerLoader.Load(options.ModelDir);

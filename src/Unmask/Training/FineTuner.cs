@@ -4,6 +4,7 @@ using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using Unmask.Checkpoints;
 using Unmask.Data;
+using Unmask.Distributed;
 using Unmask.Evaluation;
 using Unmask.Inference;
 using Unmask.Modeling;
@@ -36,6 +37,8 @@ public static partial class FineTuner
         var output = Path.GetFullPath(options.OutputDir);
         if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
             throw new UnmaskException($"{output}: the output folder is not empty; choose another or resume with --resume {output}.");
+        // Under mpiexec no rank writes into the folder before every rank has found it empty.
+        MpiWorld.Current.Barrier();
         return Train(options, null, progress, cancellationToken);
     }
 
@@ -97,8 +100,12 @@ public static partial class FineTuner
         var state = resume?.State ?? new State(options, labels, 0, 0, 0, 0, [], null, 0, 0);
         if (resume is { } resumed)
             optimizer.LoadState(SafeTensors.Load(Path.Combine(resumed.Folder, TrainerState.OptimizerFileName)), state.Step, resumed.Folder);
+        // Under mpiexec each rank computes its part of every batch and rank 0 alone evaluates and writes.
+        var world = MpiWorld.Current;
+        world.Broadcast([.. trainable.Select(p => p.Parameter)]);
         Directory.CreateDirectory(output);
-        using var metrics = resume is null ? MetricsLog.Create(Path.Combine(output, "metrics.jsonl"))
+        using var metrics = !world.IsRoot ? MetricsLog.InMemory()
+            : resume is null ? MetricsLog.Create(Path.Combine(output, "metrics.jsonl"))
             : MetricsLog.Open(Path.Combine(output, "metrics.jsonl"), state.Step);
         var history = state.History.ToList();
         var best = state.Best;
@@ -107,11 +114,22 @@ public static partial class FineTuner
         long tokens = state.Tokens; // real (unpadded) training tokens seen
         bool stoppedEarly = false;
         double elapsedBefore = state.ElapsedSeconds;
-        double lossSum = 0;
+        double lossSum = 0, stepLoss = 0;
         int lossCount = 0;
 
-        // Evaluates, keeps the best model, writes a checkpoint; false when early stopping says stop.
+        // Evaluates, keeps the best model, writes a checkpoint; false when early stopping says stop. Under mpiexec rank
+        // 0 decides and every rank learns its answer.
+        long evaluatedAt = history.Count > 0 ? history[^1].Step : -1; // the same on every rank, unlike the history
         bool EvaluateAndCheckpoint(int epoch, int batchInEpoch)
+        {
+            evaluatedAt = step;
+            if (world.Size == 1) return EvaluateAndCheckpointHere(epoch, batchInEpoch);
+            var goOn = new[] { world.IsRoot && EvaluateAndCheckpointHere(epoch, batchInEpoch) ? 1.0 : 0.0 };
+            world.AllReduceSum(goOn);
+            return goOn[0] > 0;
+        }
+
+        bool EvaluateAndCheckpointHere(int epoch, int batchInEpoch)
         {
             LogTrainingLoss();
             if (valid.Count > 0)
@@ -167,17 +185,28 @@ public static partial class FineTuner
                 {
                     // Dropout draws from the global generator: seeding it per micro-batch makes a resumed run exact.
                     manual_seed(options.Seed * 1_000_003L + epoch * 100_003L + b);
-                    var (ids, mask, types) = Classifier.Collate(train, batches[b], tokenizer.PadId);
-                    var labelTensor = Targets(train, batches[b], task, ids.shape[1]);
+                    var (rows, share) = world.Size == 1 ? (batches[b], 1.0) : RankRows(train, batches[b], task, world);
+                    var (ids, mask, types) = Classifier.Collate(train, rows, tokenizer.PadId);
+                    var labelTensor = Targets(train, rows, task, ids.shape[1]);
                     var loss = pet?.Loss(model, ids, mask, types, labelTensor) ?? model.Forward(ids, mask, types, labels: labelTensor).Loss!;
-                    (loss / options.GradientAccumulation).backward();
-                    lossSum += loss.item<float>();
+                    (loss * share / options.GradientAccumulation).backward();
+                    stepLoss += loss.item<float>() * share;
                     lossCount++;
                 }
                 tokens += batches[b].Sum(i => (long)train[i].InputIds.Length);
                 bool lastOfEpoch = b == batches.Count - 1;
                 if ((b + 1) % options.GradientAccumulation != 0 && !lastOfEpoch) continue;
 
+                if (world.Size > 1)
+                {
+                    // Each rank's loss is its rows' share of the batch's, so the summed gradients are one process's.
+                    world.AllReduceSum([.. trainable.Select(p => p.Parameter.grad).OfType<Tensor>()]);
+                    var total = new[] { stepLoss };
+                    world.AllReduceSum(total);
+                    stepLoss = total[0];
+                }
+                lossSum += stepLoss;
+                stepLoss = 0;
                 nn.utils.clip_grad_norm_(trainable.Select(p => (TorchSharp.Modules.Parameter)p.Parameter), options.MaxGradNorm);
                 optimizer.StepWith(schedule.At((double)step / totalSteps));
                 foreach (var (_, p) in trainable) p.grad?.zero_();
@@ -197,7 +226,13 @@ public static partial class FineTuner
                 }
             }
         }
-        if (history.Count == 0 || history[^1].Step != step) EvaluateAndCheckpoint(options.Epochs, 0);
+        if (evaluatedAt != step) EvaluateAndCheckpoint(options.Epochs, 0);
+        if (!world.IsRoot)
+        {
+            // The other ranks wait for rank 0's final folder, then return what they know (it holds the history).
+            world.Barrier();
+            return new FineTuneResult(output, best, step, history, labels, TimeSpan.FromSeconds(elapsedBefore + clock.Elapsed.TotalSeconds), stoppedEarly);
+        }
 
         Publish(output, model, WriteExtraFiles, best is not null);
         var result = new FineTuneResult(output, best, step, history, labels, TimeSpan.FromSeconds(elapsedBefore + clock.Elapsed.TotalSeconds), stoppedEarly);
@@ -213,6 +248,7 @@ public static partial class FineTuner
             validation_examples = valid.Count,
         }, Json) + "\n");
         progress?.Report(new FineTuneProgress("done", step, totalSteps, null, best is null ? null : best.Metrics[ClassificationEvaluation.PrimaryMetric(task)]));
+        world.Barrier();
         return result;
     }
 
@@ -307,6 +343,21 @@ public static partial class FineTuner
             foreach (var byDepth in group.Parameters.GroupBy(p => Depth(p.Name) is var d && d < 0 ? layers + 1 : d))
                 split.Add(new AdamW.Group([.. byDepth], group.WeightDecay, Math.Pow(layerDecay, layers + 1 - byDepth.Key)));
         return split;
+    }
+
+    /// <summary>
+    /// This rank's contiguous part of a batch and its share of the batch's loss: its labelled tokens over the batch's
+    /// (token classification), else its rows over the batch's. A rank left without rows or labels runs the batch's
+    /// first row with share 0, so every rank's backward pass reaches the same parameters.
+    /// </summary>
+    static (int[] Rows, double Share) RankRows(IReadOnlyList<EncodedExample> examples, int[] rows, ClassificationTask task, MpiWorld world)
+    {
+        int start = rows.Length * world.Rank / world.Size, end = rows.Length * (world.Rank + 1) / world.Size;
+        var mine = rows[start..end];
+        long Units(int[] part) => task == ClassificationTask.TokenClassification
+            ? part.Sum(r => (long)examples[r].TokenLabels!.Count(l => l != -100)) : part.Length;
+        long total = Units(rows), own = Units(mine);
+        return own == 0 || total == 0 ? (rows[..1], 0.0) : (mine, (double)own / total);
     }
 
     static Tensor Targets(IReadOnlyList<EncodedExample> examples, int[] rows, ClassificationTask task, long length)
