@@ -18,6 +18,8 @@ public sealed class ServerFixture : IAsyncLifetime
 
     public string ClassifierFolder => Path.Combine(_dir.FullName, "classifier");
 
+    public string TaggerFolder => Path.Combine(_dir.FullName, "tagger");
+
     public UnmaskServer Server { get; private set; } = null!;
 
     public HttpClient Client { get; private set; } = null!;
@@ -30,9 +32,14 @@ public sealed class ServerFixture : IAsyncLifetime
         File.WriteAllText(train, "sentence\tlabel\n" + string.Concat(Enumerable.Range(0, 16).Select(i => i % 2 == 0 ? "they like coffee\thot\n" : "she likes cheese\tcold\n")));
         var (code, _, stderr) = CliTests.Run("finetune", "--model", MlmFolder, "--train", train, "--output", ClassifierFolder, "--epochs", "1", "--batch-size", "8");
         Assert.True(code == 0, stderr);
+        var conll = Path.Combine(_dir.FullName, "train.conll");
+        File.WriteAllText(conll, string.Concat(Enumerable.Repeat("she\tO\nlike\tO\ncheese\tB-food\noutside\tO\n\nthey\tO\nlike\tO\ncreme\tB-food\nbrulee\tI-food\n\n", 20)));
+        (code, _, stderr) = CliTests.Run("finetune", "--task", "token-classification", "--model", MlmFolder, "--train", conll, "--output", TaggerFolder,
+            "--epochs", "4", "--lr", "3e-3", "--batch-size", "8");
+        Assert.True(code == 0, stderr);
         Server = await UnmaskServer.StartAsync(new ServerOptions
         {
-            Models = [("mlm", MlmFolder), ("clf", ClassifierFolder)],
+            Models = [("mlm", MlmFolder), ("clf", ClassifierFolder), ("ner", TaggerFolder)],
             Port = 0,
             PayloadLimit = 65536,
         });
@@ -144,6 +151,20 @@ public sealed class ServerTests(ServerFixture fixture) : IClassFixture<ServerFix
     }
 
     [Fact]
+    public async Task ATokenClassifierAnswersPredictWithEntities()
+    {
+        using var tagger = Classifier.Load(fixture.TaggerFolder);
+        string[] texts = ["they like creme brulee", "she like cheese outside"];
+        // TEI's reading: two strings are one pair, so a batch of two texts is [[a], [b]].
+        var predict = await Post("/predict", new { model = "ner", inputs = texts.Select(t => new[] { t }) });
+        Assert.Equal(HttpStatusCode.OK, predict.Status);
+        Assert.Equal(Array(tagger.PredictTokens(texts, tagger.Model.MaxSequenceLength, texts.Length), ResultJson.Entities), Canonical(predict.Json));
+        Assert.Contains(predict.Json[0].GetProperty("entities").EnumerateArray(), e => e.GetProperty("word").GetString() == "creme brulee");
+        var pair = await Post("/predict", new { model = "ner", inputs = new[] { "a", "b" } });
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, pair.Status);
+    }
+
+    [Fact]
     public async Task TokenizeAndDecodeKeepTeiShapes()
     {
         using var mlm = MaskedLanguageModel.Load(ServerFixture.MlmFolder);
@@ -201,7 +222,7 @@ public sealed class ServerTests(ServerFixture fixture) : IClassFixture<ServerFix
         var unnamed = await Post("/fill", new { inputs = "a [MASK]." });
         Assert.Equal(HttpStatusCode.UnprocessableEntity, unnamed.Status);
         Assert.Equal("validation", unnamed.Json.GetProperty("error_type").GetString());
-        Assert.Contains("mlm, clf", unnamed.Json.GetProperty("error").GetString());
+        Assert.Contains("mlm, clf, ner", unnamed.Json.GetProperty("error").GetString());
 
         var wrongHead = await Post("/fill", new { model = "clf", inputs = "a [MASK]." });
         Assert.Equal(HttpStatusCode.UnprocessableEntity, wrongHead.Status);
