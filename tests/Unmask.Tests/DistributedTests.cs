@@ -117,9 +117,25 @@ public sealed class DistributedTests : IDisposable
             Assert.True(difference < 1e-5, $"{name}: max difference {difference}");
         }
 
-        var embeddings = Run(2, "train-embeddings", "--model", model, "--train", train, "--output", Path.Combine(_dir.FullName, "emb"));
-        Assert.NotEqual(0, embeddings.Code);
-        Assert.Contains("without mpiexec", embeddings.Err);
+    }
+
+    [Fact]
+    public void TwoRanksTrainEmbeddingsLikeOneProcess()
+    {
+        var model = Path.Combine(SharedFixtures.HfReference, "models", "bert-uncased");
+        string[] Mirror(string output) => ["train-embeddings", "--model", model, "--train", Corpus, "--max-examples", "96", "--batch-size", "16",
+            "--lr", "1e-4", "--dropout", "0", "--output", output];
+        string one = Path.Combine(_dir.FullName, "emb-one"), two = Path.Combine(_dir.FullName, "emb-two");
+        var single = Run(1, Mirror(one));
+        Assert.True(single.Code == 0, single.Err);
+        var pair = Run(2, Mirror(two));
+        Assert.True(pair.Code == 0, pair.Err);
+        var (a, b) = (MetricsLog.Read(Path.Combine(one, "metrics.jsonl")), MetricsLog.Read(Path.Combine(two, "metrics.jsonl")));
+        Assert.Equal(6, b.Count(r => r.Split == "train"));
+        Assert.Equal(a.Select(r => (r.Split, r.Step)), b.Select(r => (r.Split, r.Step)));
+        foreach (var (x, y) in a.Zip(b))
+            Assert.True(Math.Abs(x.Values["loss"] - y.Values["loss"]) < 1e-5, $"step {x.Step}: {x.Values["loss"]} against {y.Values["loss"]}");
+        Assert.True(File.Exists(Path.Combine(two, "modules.json")));
     }
 
     [Theory]

@@ -69,10 +69,8 @@ public static class EmbeddingTrainer
         CancellationToken cancellationToken = default)
     {
         Check(options);
-        // In-batch negatives tie each example to every other in the batch; splitting a batch over ranks needs the vectors
-        // gathered before the loss, which is not built yet. One process, or a clear error, never N silent copies.
-        if (Distributed.MpiWorld.Current.Size > 1)
-            throw new UnmaskException("train-embeddings does not run data-parallel yet; start it without mpiexec");
+        // Under mpiexec each rank encodes its part of every batch's views; see Step.
+        var world = Distributed.MpiWorld.Current;
         var clock = Stopwatch.StartNew();
         progress?.Report(new EmbeddingTrainingProgress("reading data", 0, 0, null, null));
         var tokenizer = TokenizerLoader.Load(options.ModelDir);
@@ -94,8 +92,9 @@ public static class EmbeddingTrainer
         long totalSteps = (long)batchesPerEpoch * options.Epochs;
         var schedule = new LearningRateSchedule(options.LearningRate, 0, DecayKind.Constant);
 
+        world.Broadcast([.. parameters.Select(p => p.Item2)]);
         Directory.CreateDirectory(options.OutputDir);
-        using var metrics = MetricsLog.Create(Path.Combine(options.OutputDir, "metrics.jsonl"));
+        using var metrics = world.IsRoot ? MetricsLog.Create(Path.Combine(options.OutputDir, "metrics.jsonl")) : MetricsLog.InMemory();
         var history = new List<(long, double)>();
         long step = 0, tokens = 0;
         void Validate()
@@ -117,7 +116,7 @@ public static class EmbeddingTrainer
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var batch = order.Skip(b * options.BatchSize).Take(options.BatchSize).Select(i => rows[i]).ToList(); // the last one may be smaller
-                if (batch.Count < 2) continue;
+                if (batch.Count < 2 || 2 * batch.Count < world.Size) continue; // every rank needs a view of its own
                 float lossValue;
                 using (var scope = torch.NewDisposeScope())
                 {
@@ -125,7 +124,7 @@ public static class EmbeddingTrainer
                         ? MirrorViews(tokenizer, batch.Select(r => r[0]).ToList(), maxLength, options.SpanMask, random)
                         : PairViews(tokenizer, batch, maxLength);
                     tokens += views.Sum(v => v.InputIds.Length);
-                    var vectors = Encode(model, views, tokenizer.PadId, options); // [views, hidden]
+                    var vectors = world.Size == 1 ? Encode(model, views, tokenizer.PadId, options) : Gathered(model, views, tokenizer.PadId, options, world); // [views, hidden]
                     var anchors = vectors.narrow(0, 0, batch.Count); // [batch, hidden]
                     var candidates = vectors.narrow(0, batch.Count, vectors.shape[0] - batch.Count); // [batch or 2·batch, hidden]
                     var similarity = anchors.matmul(candidates.t()).div(options.Temperature); // [batch, candidates]
@@ -133,6 +132,9 @@ public static class EmbeddingTrainer
                     loss.backward();
                     lossValue = loss.item<float>();
                 }
+                // Every rank computed the whole batch's loss, each through its own views only: the summed gradients are
+                // the whole loss's gradient.
+                world.AllReduceSum([.. parameters.Select(p => p.Item2.grad).OfType<Tensor>()]);
                 nn.utils.clip_grad_norm_(parameters.Select(p => (TorchSharp.Modules.Parameter)p.Item2), 1.0);
                 optimizer.StepWith(schedule.At((double)step / totalSteps));
                 foreach (var (_, p) in parameters) p.grad?.zero_();
@@ -145,6 +147,12 @@ public static class EmbeddingTrainer
         }
 
         model.eval();
+        var result = new EmbeddingTrainingResult(options.OutputDir, step, rows.Count, history, clock.Elapsed);
+        if (!world.IsRoot)
+        {
+            world.Barrier();
+            return result;
+        }
         var folderConfig = new SentenceTransformersConfig(options.Pooling, options.Normalize, maxLength, model.HfConfig.HiddenSize);
         ModelFolder.Save(options.OutputDir + ".model", model, folder =>
         {
@@ -153,7 +161,6 @@ public static class EmbeddingTrainer
         });
         Publish(options.OutputDir);
         LossPlot.Save(Path.Combine(options.OutputDir, "training.png"), metrics.Records, $"train-embeddings --objective {options.Objective.ToString().ToLowerInvariant()}");
-        var result = new EmbeddingTrainingResult(options.OutputDir, step, rows.Count, history, clock.Elapsed);
         AtomicFile.WriteAllText(Path.Combine(options.OutputDir, "train_results.json"), JsonSerializer.Serialize(new
         {
             objective = options.Objective.ToString().ToLowerInvariant(),
@@ -162,7 +169,26 @@ public static class EmbeddingTrainer
             train_seconds = result.Elapsed.TotalSeconds,
             validation_spearman = history.Select(h => new { step = h.Item1, spearman = h.Item2 }),
         }, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+        world.Barrier();
         return result;
+    }
+
+    /// <summary>
+    /// All the batch's vectors on every rank, this rank's own views ([start, end) of the view list) with their graph
+    /// and the others' as constants, summed in from zeros. A loss over them, backpropagated, gives this rank's
+    /// views' part of the whole loss's gradient.
+    /// </summary>
+    static Tensor Gathered(PretrainedModel model, List<EncodedExample> views, int padId, EmbeddingTrainingOptions options, Distributed.MpiWorld world)
+    {
+        int start = views.Count * world.Rank / world.Size, end = views.Count * (world.Rank + 1) / world.Size;
+        var own = end > start ? Encode(model, views.GetRange(start, end - start), padId, options) : null; // [own views, hidden]
+        int hidden = (int)model.HfConfig.HiddenSize;
+        var all = new float[views.Count * hidden];
+        if (own is not null) own.detach().to(ScalarType.Float32).contiguous().data<float>().CopyTo(all, start * hidden);
+        world.AllReduceSum(all);
+        var gathered = torch.tensor(all, [views.Count, hidden]); // [views, hidden]
+        if (own is null) return gathered;
+        return torch.cat([gathered.narrow(0, 0, start), own, gathered.narrow(0, end, views.Count - end)]);
     }
 
     static void Check(EmbeddingTrainingOptions o)
