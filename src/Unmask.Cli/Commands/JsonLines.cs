@@ -1,5 +1,3 @@
-using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace Unmask.Cli.Commands;
@@ -7,8 +5,6 @@ namespace Unmask.Cli.Commands;
 /// <summary>Writes one compact JSON object per line; floats use the shortest text that parses back to the same value.</summary>
 public static class JsonLines
 {
-    static readonly JsonWriterOptions Options = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     public static void Write(TextWriter output, Action<Utf8JsonWriter> body) => WriteValue(output, w =>
     {
         w.WriteStartObject();
@@ -19,12 +15,7 @@ public static class JsonLines
     /// <summary>One line holding the single JSON value <paramref name="value"/> writes.</summary>
     public static void WriteValue(TextWriter output, Action<Utf8JsonWriter> value) => output.WriteLine(Line(value));
 
-    public static string Line(Action<Utf8JsonWriter> value)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, Options)) value(writer);
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
-    }
+    public static string Line(Action<Utf8JsonWriter> value) => Serving.ResultJson.Text(value);
 
     public static void WriteStrings(this Utf8JsonWriter w, string name, IEnumerable<string> values)
     {

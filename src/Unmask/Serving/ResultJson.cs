@@ -11,6 +11,17 @@ namespace Unmask.Serving;
 /// </summary>
 public static class ResultJson
 {
+    /// <summary>Non-ASCII text stays as it is; numbers at their shortest round-trip text.</summary>
+    static readonly JsonWriterOptions Options = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
+    /// <summary>The compact JSON text of the one value <paramref name="write"/> writes.</summary>
+    public static string Text(Action<Utf8JsonWriter> write)
+    {
+        using var buffer = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(buffer, Options)) write(writer);
+        return System.Text.Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
+    }
+
     public static void Fill(Utf8JsonWriter w, FillResult r)
     {
         w.WriteStartObject();

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text;
-using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Builder;
@@ -44,8 +43,6 @@ public sealed record ServerOptions
 /// </summary>
 public sealed class UnmaskServer : IAsyncDisposable
 {
-    static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
-
     readonly WebApplication _app;
     readonly ServerOptions _options;
     readonly Dictionary<string, ServedModel> _models = new(StringComparer.Ordinal);
@@ -265,12 +262,7 @@ public sealed class UnmaskServer : IAsyncDisposable
     static IResult Error(int status, string message, string type) =>
         Results.Json(new { error = message, error_type = type }, statusCode: status);
 
-    static IResult Json(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, WriterOptions)) write(writer);
-        return Results.Bytes(buffer.ToArray(), "application/json");
-    }
+    static IResult Json(Action<Utf8JsonWriter> write) => Results.Text(ResultJson.Text(write), "application/json", System.Text.Encoding.UTF8);
 
     static IResult JsonArray<T>(IEnumerable<T> items, Action<Utf8JsonWriter, T> write) => Json(w =>
     {
@@ -479,7 +471,7 @@ public sealed class UnmaskServer : IAsyncDisposable
         try
         {
             var results = await generation;
-            await Send(ctx, "result", JsonText(w =>
+            await Send(ctx, "result", ResultJson.Text(w =>
             {
                 w.WriteStartArray();
                 foreach (var r in results) ResultJson.Generated(w, r);
@@ -493,7 +485,7 @@ public sealed class UnmaskServer : IAsyncDisposable
         return null;
     }
 
-    static string StepEvent(ServedModel model, GenerationProgress p) => JsonText(w =>
+    static string StepEvent(ServedModel model, GenerationProgress p) => ResultJson.Text(w =>
     {
         w.WriteStartObject();
         w.WriteNumber("forward_passes", p.ForwardPasses);
@@ -512,13 +504,6 @@ public sealed class UnmaskServer : IAsyncDisposable
     {
         await ctx.Response.WriteAsync($"event: {name}\ndata: {data}\n\n", ctx.RequestAborted);
         await ctx.Response.Body.FlushAsync(ctx.RequestAborted);
-    }
-
-    static string JsonText(Action<Utf8JsonWriter> write)
-    {
-        using var buffer = new MemoryStream();
-        using (var writer = new Utf8JsonWriter(buffer, WriterOptions)) write(writer);
-        return Encoding.UTF8.GetString(buffer.GetBuffer(), 0, (int)buffer.Length);
     }
 
     static Task<IResult?> Tokenize(RequestBody body, ServedModel model, HttpContext ctx)
