@@ -109,8 +109,9 @@ public sealed class ServedModel : IDisposable
         var scorer = _scorer ?? throw Missing("score");
         var inputs = texts.Select((text, i) =>
         {
-            if (scorer.Problem(text) is { } problem) throw new RequestException($"input {i}: {problem}");
-            int length = Tokenizer.Encode(text).InputIds.Length;
+            var encoding = Tokenizer.Encode(text);
+            if (MaskedRowRunner.Check(scorer.Context, encoding) is { } problem) throw new RequestException($"input {i}: {problem}");
+            int length = encoding.InputIds.Length;
             return new QueuedInput<string>(text, Math.Max(1, length - 2), length);
         }).ToList();
         return Queue.Submit("score", inputs, batch => scorer.Score(batch), ct);
