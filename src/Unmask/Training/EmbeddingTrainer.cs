@@ -139,7 +139,7 @@ public static class EmbeddingTrainer
                 optimizer.StepWith(schedule.At((double)step / totalSteps));
                 foreach (var (_, p) in parameters) p.grad?.zero_();
                 step++;
-                metrics.Write(new MetricsRecord("train", step, tokens, new Dictionary<string, double> { ["loss"] = lossValue, ["epoch"] = (double)step / batchesPerEpoch }));
+                metrics.Write(new MetricsRecord("train", step, tokens, new Dictionary<string, double> { ["loss"] = lossValue, ["epoch"] = (double)step / batchesPerEpoch, ["world_size"] = world.Size }));
                 progress?.Report(new EmbeddingTrainingProgress("training", step, totalSteps, lossValue, null));
             }
             model.eval();

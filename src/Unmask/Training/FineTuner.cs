@@ -167,6 +167,7 @@ public static partial class FineTuner
                 ["loss"] = lossSum / lossCount,
                 ["learning_rate"] = schedule.At((double)(step - 1) / totalSteps),
                 ["epoch"] = (double)step / stepsPerEpoch,
+                ["world_size"] = world.Size,
             }));
             progress?.Report(new FineTuneProgress("training", step, totalSteps, lossSum / lossCount, null));
             (lossSum, lossCount) = (0, 0);
