@@ -27,15 +27,18 @@ public sealed class DistributedTests : IDisposable
             "--steps", steps.ToString(System.Globalization.CultureInfo.InvariantCulture), "--logging-steps", "1", "--output", output, .. more];
 
     /// <summary>Runs `mpiexec.mpich -n ranks dotnet unmask-cli.dll args` (or one plain process), waiting at most two minutes.</summary>
-    static (int Code, string Out, string Err) Run(int ranks, params string[] args)
+    static (int Code, string Out, string Err) Run(int ranks, params string[] args) => Finish(Start(ranks, args));
+
+    /// <summary>Waits at most two minutes for the job and returns its exit code and output.</summary>
+    static (int Code, string Out, string Err) Finish(Process started)
     {
-        using var process = Start(ranks, args);
+        using var process = started;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{ranks} rank(s) of {string.Join(' ', args)} did not finish in two minutes");
+            throw new TimeoutException($"{string.Join(' ', process.StartInfo.ArgumentList)} did not finish in two minutes");
         }
         return (process.ExitCode, stdout.Result, stderr.Result);
     }
@@ -244,14 +247,6 @@ public sealed class DistributedTests : IDisposable
             if (r > 0) start.ArgumentList.Add(":");
             foreach (var a in new[] { "-n", "1", "dotnet", Cli }.Concat(ranks[r])) start.ArgumentList.Add(a);
         }
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException("the MPMD job did not finish in two minutes");
-        }
-        return (process.ExitCode, stdout.Result, stderr.Result);
+        return Finish(Process.Start(start)!);
     }
 }

@@ -177,6 +177,15 @@ public sealed class MpiWorld : IDisposable
         fixed (byte* p = t.bytes) return (IntPtr)p;
     }
 
+    /// <summary>Rank 0's answer on every rank; only rank 0 calls <paramref name="decide"/>. Every rank must call this.</summary>
+    public bool RootDecides(Func<bool> decide)
+    {
+        if (Size == 1) return decide();
+        var answer = new[] { IsRoot && decide() ? 1.0 : 0.0 };
+        AllReduceSum(answer);
+        return answer[0] > 0;
+    }
+
     public void Barrier()
     {
         if (Size > 1) Check(Native.MPI_Barrier(CommWorld), "MPI_Barrier");

@@ -25,6 +25,15 @@ public sealed record MaskedBatch(long[] InputIds, long[] Labels, int BatchSize, 
 
     public int SelectedCount => Labels.Count(l => l != MaskedBatch.Ignore);
 
+    /// <summary>The batch with its first position labelled: a rank whose rows select nothing runs this through the same
+    /// graph with its loss times zero, so every rank's backward pass reaches the same parameters.</summary>
+    public MaskedBatch WithPlaceholderLabel()
+    {
+        var labels = (long[])Labels.Clone();
+        labels[0] = InputIds[0];
+        return this with { Labels = labels };
+    }
+
     /// <summary>Rows [start, end) of the batch: the part one data-parallel rank computes. Units are left out.</summary>
     public MaskedBatch Rows(int start, int end) =>
         new(InputIds[(start * SeqLength)..(end * SeqLength)], Labels[(start * SeqLength)..(end * SeqLength)], end - start, SeqLength);

@@ -37,12 +37,7 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
             var partIds = inputIds[(r.Start * seqLength)..(r.End * seqLength)];
             generatorShare = (double)part.SelectedCount / Math.Max(masked.SelectedCount, 1);
             discriminatorShare = (double)partIds.Count(id => !IsSpecial(id)) / Math.Max(inputIds.Count(id => !IsSpecial(id)), 1);
-            if (part.SelectedCount == 0)
-            {
-                var labels = (long[])part.Labels.Clone();
-                labels[0] = part.InputIds[0];
-                part = part with { Labels = labels };
-            }
+            if (part.SelectedCount == 0) part = part.WithPlaceholderLabel();
             (inputIds, masked) = (partIds, part);
         }
         var step = Forward(inputIds, masked, sampling: null);

@@ -123,10 +123,7 @@ public static partial class FineTuner
         bool EvaluateAndCheckpoint(int epoch, int batchInEpoch)
         {
             evaluatedAt = step;
-            if (world.Size == 1) return EvaluateAndCheckpointHere(epoch, batchInEpoch);
-            var goOn = new[] { world.IsRoot && EvaluateAndCheckpointHere(epoch, batchInEpoch) ? 1.0 : 0.0 };
-            world.AllReduceSum(goOn);
-            return goOn[0] > 0;
+            return world.RootDecides(() => EvaluateAndCheckpointHere(epoch, batchInEpoch));
         }
 
         bool EvaluateAndCheckpointHere(int epoch, int batchInEpoch)

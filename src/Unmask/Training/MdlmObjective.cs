@@ -26,11 +26,7 @@ public sealed class MdlmObjective(PretrainedModel model, MaskingVocabulary vocab
             var part = masked.Rows(r.Start, r.End);
             var partTimes = times[r.Start..r.End];
             if (part.SelectedCount == 0)
-            {
-                var labels = (long[])part.Labels.Clone();
-                labels[0] = part.InputIds[0];
-                return new ObjectiveLoss((WeightedNll(part with { Labels = labels }, partTimes).Sum * 0.0).to(ScalarType.Float32), 0);
-            }
+                return new ObjectiveLoss((WeightedNll(part.WithPlaceholderLabel(), partTimes).Sum * 0.0).to(ScalarType.Float32), 0);
             (masked, times) = (part, partTimes);
         }
         var (sum, predicted) = WeightedNll(masked, times);

@@ -17,10 +17,7 @@ public sealed class MlmObjective(PretrainedModel model, IMaskingStrategy masking
             var share = Mean(part);
             return share with { Loss = share.Loss * ((double)selected / total) };
         }
-        // Nothing selected in these rows: a zero loss through the same graph keeps every rank's gradients the same set.
-        var labels = (long[])part.Labels.Clone();
-        labels[0] = part.InputIds[0];
-        return new ObjectiveLoss(Mean(part with { Labels = labels }).Loss * 0.0, 0);
+        return new ObjectiveLoss(Mean(part.WithPlaceholderLabel()).Loss * 0.0, 0);
     }
 
     ObjectiveLoss Mean(MaskedBatch masked)

@@ -52,12 +52,8 @@ public static class Pretrainer
     }
 
     /// <summary>The bf16 probe times this machine; under mpiexec rank 0's answer holds for every rank.</summary>
-    static Func<int, int, bool> RootDecides(MpiWorld world, Func<int, int, bool> probe) => world.Size == 1 ? probe : (hidden, intermediate) =>
-    {
-        var answer = new[] { world.IsRoot && probe(hidden, intermediate) ? 1.0 : 0.0 };
-        world.AllReduceSum(answer);
-        return answer[0] > 0;
-    };
+    static Func<int, int, bool> RootDecides(MpiWorld world, Func<int, int, bool> probe) =>
+        (hidden, intermediate) => world.RootDecides(() => probe(hidden, intermediate));
 
     static PretrainResult Run(PretrainOptions options, (string Folder, TrainerState State)? resumeFrom, PretrainHooks hooks,
         IProgress<PretrainProgress>? progress, CancellationToken ct)
