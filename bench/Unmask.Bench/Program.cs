@@ -80,7 +80,7 @@ if (settings.GetValueOrDefault("data", "yes") == "yes")
     Console.WriteLine();
 }
 Console.WriteLine($"threads {torch.get_num_threads()}, batch {batch} x seq {seq}, vocab {vocabSize}, {steps} timed steps after 2 warm-up steps");
-var peak = MatmulBenchmark.Measure(768, 3072, rows: 4096, repeats: 10);
+var peak = MatmulBenchmark.Measure(768, 3072, Unmask.Modeling.ComputeDevice.Cpu, rows: 4096, repeats: 10);
 Console.WriteLine($"GEMM 4096x768x3072: fp32 {peak.Fp32GflopPerSecond:F0} GFLOP/s, bf16 {peak.Bf16GflopPerSecond:F0} GFLOP/s");
 Console.WriteLine();
 Console.WriteLine($"{"size",-6} {"precision",-9} {"params",10} {"step ms",8} {"cpu ms",8} {"tokens/s",9} {"GFLOP/s",8} {"MFU(bf16)",9} {"MFU(fp32)",9}");

@@ -1,4 +1,5 @@
 using Unmask.Generation;
+using Unmask.Modeling;
 using static TorchSharp.torch;
 
 namespace Unmask.Tests;
@@ -17,6 +18,7 @@ public class GenerationSamplerTests
         public List<long[][]> Inputs { get; } = [];
         public int Calls => Inputs.Count;
         public int VocabSize => Vocab;
+        public Device Device => ComputeDevice.Cpu;
 
         public Tensor Logits(Tensor inputIds, Tensor attentionMask)
         {

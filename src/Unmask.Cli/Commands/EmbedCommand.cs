@@ -27,10 +27,12 @@ public sealed class EmbeddingArguments
     }.AcceptOnlyFromAmong("fp32", "bf16");
 
     public Option<string> Model { get; } = ModelOptions.Model();
+    readonly Option<string> _device = ModelOptions.DeviceOption();
 
     public void AddTo(Command command)
     {
         command.Options.Add(Model);
+        command.Options.Add(_device);
         foreach (var option in new Option[] { _pooling, _layer, _normalize, _maxLength, _batchTokens, _precision }) command.Options.Add(option);
     }
 
@@ -38,7 +40,7 @@ public sealed class EmbeddingArguments
 
     public SentenceEmbedder Load(ParseResult parse)
     {
-        var embedder = SentenceEmbedder.Load(ModelFolder(parse));
+        var embedder = SentenceEmbedder.Load(ModelFolder(parse), ModelOptions.ReadDevice(parse, _device));
         embedder.ComputeDtype = parse.GetValue(_precision) == "bf16" ? Modeling.ComputeDtype.BFloat16 : Modeling.ComputeDtype.Float32;
         return embedder;
     }

@@ -68,7 +68,7 @@ public static class EvalCommand
                 var promptClassifier = parse.GetValue(prompt.Template) is null ? PromptClassifier.FromFolder(mlm, scoring.ModelFolder(parse))! : prompt.Create(parse, mlm, io);
                 return PromptEvaluation.Run(promptClassifier, scoring.ModelFolder(parse), parse.GetValue(data)!, columns.Read(parse), ct);
             }
-            using var classifier = Classifier.Load(scoring.ModelFolder(parse));
+            using var classifier = Classifier.Load(scoring.ModelFolder(parse), scoring.Device(parse));
             classifier.Model.ComputeDtype = scoring.Precision(parse);
             var kind = task is null ? Data.ClassificationTask.TokenClassification
                 : classifier.ProblemType switch
@@ -320,7 +320,7 @@ public static class EvalCommand
                 Latin1Fallback = Latin1Fallback(parse.GetValue(encoding)!),
             };
             using var mlm = scoring.LoadModel(parse);
-            using var judgeModel = parse.GetValue(judge) is { } dir ? MaskedLanguageModel.Load(ModelOptions.ExistingFolder(dir)) : null;
+            using var judgeModel = parse.GetValue(judge) is { } dir ? MaskedLanguageModel.Load(ModelOptions.ExistingFolder(dir), scoring.Device(parse)) : null;
             return SampleQuality.Evaluate(mlm, judgeModel, parse.GetValue(corpus)!, options, ct);
         }, r =>
         {

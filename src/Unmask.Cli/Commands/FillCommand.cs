@@ -10,16 +10,17 @@ public static class FillCommand
     public static Command Create(CliOutput io)
     {
         var model = ModelOptions.Model();
+        var device = ModelOptions.DeviceOption();
         var topK = new Option<int>("--top-k") { Description = "Candidates per mask", DefaultValueFactory = _ => 5 };
         var targets = new Option<string?>("--targets") { Description = "Comma-separated tokens to rank instead of the whole vocabulary" };
         var json = ModelOptions.Json();
         var inputs = new TextInputs();
-        var command = new Command("fill", "Predict the tokens at [MASK] positions") { model, topK, targets, json };
+        var command = new Command("fill", "Predict the tokens at [MASK] positions") { model, device, topK, targets, json };
         inputs.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
             var texts = inputs.Read(parse);
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!), ModelOptions.ReadDevice(parse, device));
             var targetList = parse.GetValue(targets)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var results = mlm.Fill(texts, parse.GetValue(topK), targetList);
             foreach (var r in results)

@@ -75,8 +75,9 @@ public static class FinetuneCommand
         var json = new Option<bool>("--json") { Description = "Print the result as one line of JSON" };
         var prompt = new PromptArguments();
 
+        var device = ModelOptions.DeviceOption();
         var command = new Command("finetune", "Fine-tune a model folder into a classifier, regressor or token tagger");
-        foreach (var option in new Option[] { model, task, train, validation, output, labelAll, epochs, lr, batch, accumulation, warmup,
+        foreach (var option in new Option[] { model, device, task, train, validation, output, labelAll, epochs, lr, batch, accumulation, warmup,
                      weightDecay, layerDecay, precision, seed, seeds, evalEvery, early, freeze, randomInit, dropout, maxTrain, maxSteps, resume, json,
                      prompt.Template, prompt.Verbalizer })
             command.Options.Add(option);
@@ -85,7 +86,7 @@ public static class FinetuneCommand
         {
             if (parse.GetValue(resume) is { } resumeFrom)
             {
-                var resumed = Show(io, "fine-tuning", p => FineTuner.Resume(resumeFrom, p, ct));
+                var resumed = Show(io, "fine-tuning", p => FineTuner.Resume(resumeFrom, p, ct, ModelOptions.ReadDevice(parse, device)));
                 Print(io, [resumed], parse.GetValue(json));
                 return 0;
             }
@@ -93,6 +94,7 @@ public static class FinetuneCommand
             var options = new FineTuneOptions
             {
                 ModelDir = ModelOptions.ExistingFolder(Need(model)),
+                Device = ModelOptions.ReadDevice(parse, device),
                 TrainPath = Need(train),
                 ValidationPath = parse.GetValue(validation),
                 OutputDir = Need(output),

@@ -10,15 +10,16 @@ public static class ForwardCommand
     public static Command Create(CliOutput io)
     {
         var model = ModelOptions.Model();
+        var device = ModelOptions.DeviceOption();
         var json = ModelOptions.Json();
         var paddingSide = ModelOptions.PaddingSide("Pad the batch on the left or right (default: the tokenizer's own)");
         var inputs = new TextInputs(withPairs: true);
-        var command = new Command("forward", "Run the texts as one padded batch and print logits") { model, json, paddingSide };
+        var command = new Command("forward", "Run the texts as one padded batch and print logits") { model, device, json, paddingSide };
         inputs.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
             var (texts, pairs) = inputs.ReadWithPairs(parse);
-            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!), ModelOptions.ReadDevice(parse, device));
             var results = mlm.Forward(texts, pairs, parse.GetValue(paddingSide));
             // A discriminator scores each position with one logit (token replaced or not) instead of a vocabulary row.
             var perPosition = mlm.Model.Head == HeadKind.ReplacedToken;

@@ -12,18 +12,20 @@ public static class PredictCommand
     public static Command Create(CliOutput io)
     {
         var model = ModelOptions.Model();
+        var device = ModelOptions.DeviceOption();
         var inputs = new TextInputs(withPairs: true);
         var maxLength = new Option<int>("--max-seq-length") { Description = "Longest input in tokens (longer ones are truncated)", DefaultValueFactory = _ => 512 };
         var json = ModelOptions.Json();
         var command = new Command("predict", "Classify texts (label and probabilities), regress a value, or tag entities with a fine-tuned model");
         command.Options.Add(model);
+        command.Options.Add(device);
         inputs.AddTo(command);
         command.Options.Add(maxLength);
         command.Options.Add(json);
         command.SetAction(parse => io.GuardCancellable(ct =>
         {
             var (texts, pairs) = inputs.ReadWithPairs(parse);
-            using var classifier = Classifier.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!));
+            using var classifier = Classifier.Load(ModelOptions.ExistingFolder(parse.GetValue(model)!), ModelOptions.ReadDevice(parse, device));
             var lines = new List<string>();
             var table = new Table();
             if (classifier.Model.Head == Modeling.HeadKind.TokenClassification)

@@ -46,6 +46,7 @@ public static partial class PretrainCommand
                     MaxSteps = parse.GetValue(steps) ?? o.MaxSteps,
                     MaxTokens = parse.GetValue(tokens) ?? o.MaxTokens,
                     MaxTime = maxTime ?? o.MaxTime,
+                    Device = training.Device(parse),
                 }, p, ct));
             }
             else

@@ -12,6 +12,7 @@ namespace Unmask.Cli.Commands;
 public sealed class ScoringArguments(bool withVariant = true, bool withBatchTokens = true, bool withSkipBad = true)
 {
     readonly Option<string> _model = ModelOptions.Model();
+    readonly Option<string> _device = ModelOptions.DeviceOption();
 
     readonly Option<string> _precision = new Option<string>("--precision")
     {
@@ -37,18 +38,20 @@ public sealed class ScoringArguments(bool withVariant = true, bool withBatchToke
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option?[] { _model, _variant, _batchTokens, _precision, _skipBad })
+        foreach (var option in new Option?[] { _model, _device, _variant, _batchTokens, _precision, _skipBad })
             if (option is not null) command.Options.Add(option);
     }
 
     public string ModelFolder(ParseResult parse) => ModelOptions.ExistingFolder(parse.GetValue(_model)!);
+
+    public TorchSharp.torch.Device Device(ParseResult parse) => ModelOptions.ReadDevice(parse, _device);
 
     public ComputeDtype Precision(ParseResult parse) => parse.GetValue(_precision) == "bf16" ? Modeling.ComputeDtype.BFloat16 : Modeling.ComputeDtype.Float32;
 
     /// <summary>Loads the model folder, computing in the precision asked for.</summary>
     public MaskedLanguageModel LoadModel(ParseResult parse)
     {
-        var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(_model)!));
+        var mlm = MaskedLanguageModel.Load(ModelOptions.ExistingFolder(parse.GetValue(_model)!), Device(parse));
         try
         {
             mlm.ComputeDtype = parse.GetValue(_precision) == "bf16" ? ComputeDtype.BFloat16 : ComputeDtype.Float32;

@@ -17,9 +17,10 @@ public static class ServeCommand
         var payload = new Option<long>("--payload-limit") { Description = "Largest request body in bytes; larger ones get 413", DefaultValueFactory = _ => 2_000_000 };
         var truncate = new Option<bool>("--auto-truncate") { Description = "Truncate inputs longer than the model takes (embed, predict) instead of answering 422" };
         var apiKey = new Option<string?>("--api-key") { Description = "Require \"Authorization: Bearer KEY\" on every route but /, /health, /metrics and the API page (default: $UNMASK_API_KEY)" };
+        var device = ModelOptions.DeviceOption();
         var command = new Command("serve", "Serve models over HTTP: JSON routes with dynamic batching, OpenAPI and /docs, Prometheus /metrics, a playground at /")
         {
-            models, host, port, batchTokens, clientBatch, concurrent, payload, truncate, apiKey,
+            models, device, host, port, batchTokens, clientBatch, concurrent, payload, truncate, apiKey,
         };
         command.SetAction(parse => io.GuardCancellable(ct =>
         {
@@ -29,6 +30,7 @@ public static class ServeCommand
                 Models = served,
                 Host = parse.GetValue(host)!,
                 Port = parse.GetValue(port),
+                Device = ModelOptions.ReadDevice(parse, device),
                 PayloadLimit = parse.GetValue(payload),
                 ApiKey = parse.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("UNMASK_API_KEY"),
                 Limits = new ServingLimits

@@ -14,6 +14,7 @@ public static class TrainEmbeddingsCommand
     {
         var defaults = new EmbeddingTrainingOptions { ModelDir = "", TrainPath = "", OutputDir = "" };
         var model = ModelOptions.Model();
+        var device = ModelOptions.DeviceOption();
         var output = new Option<string>("--output") { Description = "Folder for the sentence-transformers model, metrics.jsonl and training.png", Required = true };
         var objective = new Option<string>("--objective") { Description = "mirror (Mirror-BERT, no labels) or pairs (anchor, positive[, negative] rows)", DefaultValueFactory = _ => "mirror" }
             .AcceptOnlyFromAmong("mirror", "pairs");
@@ -33,13 +34,14 @@ public static class TrainEmbeddingsCommand
         var json = new Option<bool>("--json") { Description = "Print the result as one line of JSON" };
         var command = new Command("train-embeddings", "Contrastive sentence-embedding training (Mirror-BERT or pairs) into a sentence-transformers folder")
         {
-            model, output, objective, train, validation, epochs, batchSize, lr, temperature, spanMask, maxExamples, minScore, maxLength, pooling, dropout, seed, json,
+            model, device, output, objective, train, validation, epochs, batchSize, lr, temperature, spanMask, maxExamples, minScore, maxLength, pooling, dropout, seed, json,
         };
         command.SetAction(parse => io.GuardCancellable(ct =>
         {
             var options = new EmbeddingTrainingOptions
             {
                 ModelDir = ModelOptions.ExistingFolder(parse.GetValue(model)!),
+                Device = ModelOptions.ReadDevice(parse, device),
                 OutputDir = parse.GetValue(output)!,
                 TrainPath = parse.GetValue(train)!,
                 ValidationPath = parse.GetValue(validation),

@@ -29,20 +29,25 @@ public sealed class TrainingArguments
     readonly Option<bool> _cased = new("--cased") { Description = "Keep case (default: lower-case as bert-base-uncased)" };
     readonly Option<Precision> _precision = new("--precision") { DefaultValueFactory = _ => Precision.Auto, Description = "auto, bf16 or fp32 matrix products" };
     readonly Option<int> _seed = new("--seed") { DefaultValueFactory = _ => 42 };
+    readonly Option<string> _device = ModelOptions.DeviceOption();
     readonly Option<AttentionInit> _attentionInit = new("--attention-init") { DefaultValueFactory = _ => AttentionInit.Local, Description = "local (default: sinusoid positions and identity query/key projections, so attention starts near each token) or random (HF's initialisation)" };
     readonly Option<double> _generatorSize = new("--generator-size") { DefaultValueFactory = _ => 0.25, Description = "electra: generator hidden size and heads as a fraction of the discriminator's" };
     readonly Option<double> _discWeight = new("--disc-weight") { DefaultValueFactory = _ => 50, Description = "electra: weight of the discriminator's loss beside the generator's" };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _corpus, _encoding, _size, _config, _initFrom, _batch, _accumulation, _seqLength, _lr, _warmup, _decay, _weightDecay, _clip, _vocab, _dropout, _cased, _precision, _seed, _attentionInit, _generatorSize, _discWeight })
+        foreach (var option in new Option[] { _corpus, _encoding, _size, _config, _initFrom, _batch, _accumulation, _seqLength, _lr, _warmup, _decay, _weightDecay, _clip, _vocab, _dropout, _cased, _precision, _seed, _device, _attentionInit, _generatorSize, _discWeight })
             command.Options.Add(option);
     }
+
+    /// <summary>Where the run trains; also read on --resume, where the checkpoint supplies everything else.</summary>
+    public TorchSharp.torch.Device Device(ParseResult parse) => ModelOptions.ReadDevice(parse, _device);
 
     /// <summary>The options the command line describes, with no budget set.</summary>
     public PretrainOptions Read(ParseResult parse, string output, MaskingOptions masking) => new()
     {
         Corpus = parse.GetValue(_corpus),
+        Device = Device(parse),
         CorpusLatin1Fallback = parse.GetValue(_encoding) == "auto",
         Output = output,
         Size = parse.GetValue(_size)!,

@@ -40,7 +40,9 @@ public static class ModelLoader
         Classes.ToDictionary(c => c.Architecture, c => c.ModelType);
 
     /// <summary>Reads a model folder in eval mode, as the class its config.json names.</summary>
-    public static PretrainedModel Load(string dir) => LoadWithReport(dir).Model;
+    /// <param name="device">Where the model is built; null: <see cref="Parameters.Device"/>, the CPU unless a
+    /// caller's <see cref="Parameters.On"/> scope says otherwise.</param>
+    public static PretrainedModel Load(string dir, Device? device = null) => LoadWithReport(dir, device: device).Model;
 
     /// <summary>
     /// Reads a model folder in eval mode. With <paramref name="head"/>, the model is built with that head over the
@@ -50,7 +52,8 @@ public static class ModelLoader
     /// tensors left unused.
     /// </summary>
     /// <param name="configure">Changes the folder's config before the model is built (a classifier's labels).</param>
-    public static (PretrainedModel Model, LoadReport Report) LoadWithReport(string dir, HeadKind? head = null, Func<IHfConfig, IHfConfig>? configure = null)
+    public static (PretrainedModel Model, LoadReport Report) LoadWithReport(string dir, HeadKind? head = null, Func<IHfConfig, IHfConfig>? configure = null,
+        Device? device = null)
     {
         if (!Directory.Exists(dir)) throw new UnmaskException($"Model folder '{dir}' does not exist.");
         var configPath = Path.Combine(dir, ModelFolder.ConfigFileName);
@@ -66,7 +69,9 @@ public static class ModelLoader
             PretrainedModel model;
             // Loading the folder's own class, every parameter is copied from the file or tied to one that is (a missing
             // one is an error below), so random initialisation would be wasted; another head starts from HF's random one.
-            using (encoderOnly ? null : Parameters.SkipInitialisation()) model = Create(configPath, architecture, modelType, weights, configure);
+            using (device is null ? null : Parameters.On(device))
+            using (encoderOnly ? null : Parameters.SkipInitialisation())
+                model = Create(configPath, architecture, modelType, weights, configure);
             try
             {
                 var report = model.LoadHfWeights(weights, encoderOnly);

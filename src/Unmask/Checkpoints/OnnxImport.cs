@@ -208,6 +208,6 @@ public static class OnnxImport
         long expected = t.Dims.Aggregate(1L, (a, d) => a * d);
         if (values.Length != expected)
             throw new UnmaskException($"{path}: initializer '{t.Name}' holds {values.Length} values for shape [{string.Join(", ", t.Dims)}].");
-        return torch.tensor(values, [.. t.Dims]);
+        return torch.tensor(values, [.. t.Dims], device: ComputeDevice.Cpu);
     }
 }

@@ -55,7 +55,7 @@ public static class SafeTensors
         {
             foreach (var entry in header.Tensors.OrderBy(e => e.Begin))
             {
-                var tensor = torch.empty(entry.Shape, DtypeByName[entry.Dtype].Type);
+                var tensor = torch.empty(entry.Shape, DtypeByName[entry.Dtype].Type, device: ComputeDevice.Cpu);
                 tensors.Add(entry.Name, tensor);
                 stream.Position = dataStart + entry.Begin;
                 try
@@ -147,8 +147,8 @@ public static class SafeTensors
             }
             else
             {
-                // Another element type or layout: one tensor at a time goes through a temporary that libtorch converts.
-                using var temporary = torch.empty(entry.Shape, type);
+                // Another element type, layout or device: one tensor at a time goes through a host temporary that libtorch converts.
+                using var temporary = torch.empty(entry.Shape, type, device: ComputeDevice.Cpu);
                 bytes.CopyTo(temporary.bytes);
                 destination.copy_(temporary);
             }

@@ -1,3 +1,4 @@
+using Unmask.Modeling;
 using System.IO.Compression;
 using System.Text;
 
@@ -138,7 +139,7 @@ public static class TorchZipCheckpoint
     {
         var entry = zip.GetEntry(prefix + "data/" + storage.Key)
             ?? throw new UnmaskException($"{path}: storage '{storage.Key}' is missing (no {prefix}data/{storage.Key}).");
-        var tensor = torch.empty(storage.Numel, storage.Dtype);
+        var tensor = torch.empty(storage.Numel, storage.Dtype, device: ComputeDevice.Cpu);
         var expected = storage.Numel * tensor.ElementSize;
         if (entry.Length != expected)
         {

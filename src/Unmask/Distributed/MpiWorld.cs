@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
+using Unmask.Modeling;
 
 namespace Unmask.Distributed;
 
@@ -89,7 +90,8 @@ public sealed class MpiWorld : IDisposable
         return (Rank * per, (Rank + 1) * per);
     }
 
-    /// <summary>Sums the tensors over all ranks, in place, through a few large flat buckets.</summary>
+    /// <summary>Sums the tensors over all ranks, in place, through a few large flat buckets. The buckets are host
+    /// memory whatever the tensors' device, so any MPI library serves; a GPU's gradients cross the bus once each way.</summary>
     public void AllReduceSum(IReadOnlyList<Tensor> tensors)
     {
         if (Size == 1 || tensors.Count == 0) return;
@@ -102,7 +104,7 @@ public sealed class MpiWorld : IDisposable
             while (end < tensors.Count && (end == start || elements + tensors[end].numel() <= BucketElements)) elements += tensors[end++].numel();
             using (var scope = NewDisposeScope())
             {
-                var flat = cat([.. tensors.Skip(start).Take(end - start).Select(t => t.detach().reshape(-1))]).to(ScalarType.Float32).contiguous(); // [elements]
+                var flat = cat([.. tensors.Skip(start).Take(end - start).Select(t => t.detach().reshape(-1))]).to(ScalarType.Float32).cpu().contiguous(); // [elements]
                 ReduceInPlace(flat);
                 long offset = 0;
                 for (int i = start; i < end; i++)
@@ -154,7 +156,7 @@ public sealed class MpiWorld : IDisposable
             Check(Native.MPI_Allreduce(InPlace, data + (nint)(offset * sizeof(float)), (int)Math.Min(BucketElements, count - offset), Float, Sum, CommWorld), "MPI_Allreduce");
     }
 
-    /// <summary>Copies rank 0's values of the tensors (float32, contiguous, on the CPU) to every rank.</summary>
+    /// <summary>Copies rank 0's values of the float32 tensors to every rank, through a host copy of each.</summary>
     public void Broadcast(IReadOnlyList<Tensor> tensors)
     {
         if (Size == 1) return;
@@ -162,16 +164,19 @@ public sealed class MpiWorld : IDisposable
         using (no_grad())
             foreach (var t in tensors)
             {
-                if (t.dtype != ScalarType.Float32 || !t.is_contiguous() || t.device_type != DeviceType.CPU)
-                    throw new InvalidOperationException($"broadcast needs contiguous float32 CPU tensors, got {t.dtype} on {t.device}");
-                long count = t.numel();
+                if (t.dtype != ScalarType.Float32)
+                    throw new InvalidOperationException($"broadcast needs float32 tensors, got {t.dtype}");
+                using var scope = NewDisposeScope();
+                var host = t.detach().to(ComputeDevice.Cpu, copy: true).contiguous(); // [t's shape]
+                long count = host.numel();
                 for (long offset = 0; offset < count; offset += BucketElements)
-                    Check(Native.MPI_Bcast(Pointer(t) + (nint)(offset * sizeof(float)), (int)Math.Min(BucketElements, count - offset), Float, 0, CommWorld), "MPI_Bcast");
+                    Check(Native.MPI_Bcast(Pointer(host) + (nint)(offset * sizeof(float)), (int)Math.Min(BucketElements, count - offset), Float, 0, CommWorld), "MPI_Bcast");
+                t.copy_(host);
             }
         CommunicationSeconds += clock.Elapsed.TotalSeconds;
     }
 
-    /// <summary>The address of a contiguous CPU tensor's elements: its span is over libtorch's own memory, which never moves.</summary>
+    /// <summary>The address of a contiguous host tensor's elements: its span is over libtorch's own memory, which never moves.</summary>
     static unsafe IntPtr Pointer(Tensor t)
     {
         fixed (byte* p = t.bytes) return (IntPtr)p;

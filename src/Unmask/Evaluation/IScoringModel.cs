@@ -16,6 +16,9 @@ public interface IScoringModel
     /// <summary>Rows of the output projection (may exceed the tokenizer's vocabulary).</summary>
     int VocabSize { get; }
 
+    /// <summary>Where the inputs of <see cref="LogitsAt"/> must be.</summary>
+    Device Device { get; }
+
     /// <param name="inputIds">[batch, seq] int64.</param>
     /// <param name="attentionMask">[batch, seq] int64, 1 for real tokens, 0 for right padding.</param>
     /// <param name="tokenTypeIds">[batch, seq] int64 segment ids.</param>
@@ -45,6 +48,8 @@ public sealed class MaskedLmScoringModel : IScoringModel
     public int MaxSequenceLength => model.MaxSequenceLength;
 
     public int VocabSize => model.HfConfig.VocabSize;
+
+    public Device Device => model.Device;
 
     public Tensor LogitsAt(Tensor inputIds, Tensor attentionMask, Tensor tokenTypeIds, Tensor selected)
     {

@@ -160,8 +160,8 @@ public static class InfillEvaluator
             using var scope = NewDisposeScope();
             int size = Math.Min(batchSize, truth.Count - start);
             int seq = truth[start].Length;
-            var input = tensor(hidden.Skip(start).Take(size).SelectMany(r => r).ToArray(), [size, seq]); // [batch, seq]
-            var target = tensor(truth.Skip(start).Take(size).SelectMany(r => r).ToArray(), [size, seq]); // [batch, seq]
+            var input = tensor(hidden.Skip(start).Take(size).SelectMany(r => r).ToArray(), [size, seq], device: model.Device); // [batch, seq]
+            var target = tensor(truth.Skip(start).Take(size).SelectMany(r => r).ToArray(), [size, seq], device: model.Device); // [batch, seq]
             var logProbs = model.Logits(input, ones_like(input)).log_softmax(-1); // [batch, seq, vocab]
             var picked = logProbs.gather(2, target.unsqueeze(2)).squeeze(2).masked_select(input.eq(maskId)); // [hidden]
             sum += picked.to(ScalarType.Float64).sum().item<double>();

@@ -96,9 +96,11 @@ internal static class MaskedRowRunner
         using (inference_mode())
         {
             var shape = new long[] { n, length };
-            var logits = context.Model.LogitsAt(tensor(ids, shape), tensor(mask, shape), tensor(types, shape), tensor(selected, shape).ne(0)); // [selected, vocab]
-            var target = tensor(targets.ToArray()).unsqueeze(1); // [selected, 1]
-            logProbs = logits.log_softmax(-1).gather(1, target).squeeze(1).data<float>().ToArray(); // [selected]
+            var device = context.Model.Device;
+            var logits = context.Model.LogitsAt(tensor(ids, shape, device: device), tensor(mask, shape, device: device),
+                tensor(types, shape, device: device), tensor(selected, shape, device: device).ne(0)); // [selected, vocab]
+            var target = tensor(targets.ToArray(), device: device).unsqueeze(1); // [selected, 1]
+            logProbs = logits.log_softmax(-1).gather(1, target).squeeze(1).cpu().data<float>().ToArray(); // [selected]
         }
 
         int k = 0;

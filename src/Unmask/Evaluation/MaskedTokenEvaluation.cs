@@ -104,12 +104,12 @@ public static class MaskedTokenEvaluation
         using var scope = NewDisposeScope();
         using var mode = inference_mode();
         var shape = new long[] { batch.BatchSize, batch.SeqLength };
-        var labels = tensor(batch.Labels, shape); // [batch, seq]
+        var labels = tensor(batch.Labels, shape, device: model.Device); // [batch, seq]
         var selected = labels.ne(MaskedBatch.Ignore); // [batch, seq]
         var targets = labels.masked_select(selected).unsqueeze(1); // [n, 1]
         long n = targets.shape[0];
         if (n == 0) return MaskedTokenScore.Zero with { Sequences = batch.BatchSize };
-        var input = tensor(batch.InputIds, shape); // [batch, seq]
+        var input = tensor(batch.InputIds, shape, device: model.Device); // [batch, seq]
         // bf16 logits would round the log-probabilities; the loss is summed in float64 over the whole corpus.
         var logits = model.LogitsAt(input, ones_like(input), zeros_like(input), selected).to(ScalarType.Float32); // [n, vocab]
         double lossSum = -logits.log_softmax(-1).gather(1, targets).to(ScalarType.Float64).sum().item<double>();

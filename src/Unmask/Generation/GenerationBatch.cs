@@ -43,7 +43,7 @@ sealed class GenerationBatch : IDisposable
             foreach (int p in Fill[r]) fillable[r * SeqLength + p] = true;
             MaskedRemaining += Fill[r].Length;
         }
-        attention = tensor(mask, [BatchSize, SeqLength]);
+        attention = tensor(mask, [BatchSize, SeqLength], device: model.Device);
         trace = traced ? Enumerable.Range(0, BatchSize).Select(_ => new List<TraceStep>()).ToArray() : null;
         pendingCommits = Enumerable.Range(0, BatchSize).Select(_ => new List<(int, long)>()).ToArray();
         pendingRemasks = Enumerable.Range(0, BatchSize).Select(_ => new List<int>()).ToArray();
@@ -69,7 +69,7 @@ sealed class GenerationBatch : IDisposable
     {
         ct.ThrowIfCancellationRequested();
         using var scope = NewDisposeScope();
-        var logits = model.Logits(tensor(ids, [BatchSize, SeqLength]), attention); // [batch, seq, vocab]
+        var logits = model.Logits(tensor(ids, [BatchSize, SeqLength], device: model.Device), attention); // [batch, seq, vocab]
         ForwardPasses++;
         if (logits.dim() != 3 || logits.shape[0] != BatchSize || logits.shape[1] != SeqLength || logits.shape[2] != model.VocabSize)
             throw new InvalidOperationException($"the model returned logits of shape [{string.Join(", ", logits.shape)}] for a [{BatchSize}, {SeqLength}] batch and a {model.VocabSize}-token vocabulary");
@@ -80,7 +80,7 @@ sealed class GenerationBatch : IDisposable
     /// <param name="logits">[batch * seq, vocab] from <see cref="Forward"/>.</param>
     /// <returns>[n, vocab]</returns>
     public Tensor At(Tensor logits, IReadOnlyList<(int Row, int Position)> at) =>
-        logits.index_select(0, tensor(at.Select(a => (long)(a.Row * SeqLength + a.Position)).ToArray()));
+        logits.index_select(0, tensor(at.Select(a => (long)(a.Row * SeqLength + a.Position)).ToArray(), device: logits.device));
 
     public void Commit(int row, int position, long id)
     {

@@ -104,6 +104,9 @@ public interface IMaskedLmLogits
 {
     int VocabSize { get; }
 
+    /// <summary>Where the inputs of <see cref="Logits"/> must be.</summary>
+    Device Device { get; }
+
     /// <param name="inputIds">[batch, seq] int64.</param>
     /// <param name="attentionMask">[batch, seq] int64, 1 for real tokens.</param>
     /// <returns>[batch, seq, vocab] float32.</returns>
@@ -123,6 +126,8 @@ public sealed class ModelLogits : IMaskedLmLogits
     }
 
     public int VocabSize => model.HfConfig.VocabSize;
+
+    public Device Device => model.Device;
 
     public Tensor Logits(Tensor inputIds, Tensor attentionMask)
     {

@@ -1,3 +1,4 @@
+using Unmask.Modeling;
 namespace Unmask.Generation;
 
 /// <summary>The ids drawn for a set of positions, and each one's confidence when one was asked for.</summary>
@@ -7,7 +8,8 @@ sealed record Drawn(long[] Ids, double[]? Scores);
 /// <summary>
 /// Turns logits into token ids under the shared controls: forbidden ids removed, then temperature, top-k, top-p, and
 /// the Gumbel-max trick. Everything runs in float64: Gumbel noise drawn at low precision ties and truncates the tail
-/// of the noise, which skews the samples towards the argmax.
+/// of the noise, which skews the samples towards the argmax. Draws run on the host whatever the model's device, so a
+/// seed gives the same text on every device that computes the same logits.
 /// </summary>
 sealed class TokenDrawer : IDisposable
 {
@@ -21,8 +23,8 @@ sealed class TokenDrawer : IDisposable
         var ids = input.ForbiddenIds.Append(input.MaskId).Append(input.PadId).Where(id => id >= 0 && id < vocabSize).Distinct().ToArray();
         if (ids.Length >= vocabSize)
             throw new UnmaskException($"every id of the {vocabSize}-token vocabulary is forbidden (mask, padding, special tokens), so nothing can be generated");
-        forbidden = tensor(ids);
-        gumbel = new Generator((ulong)seed);
+        forbidden = tensor(ids, device: ComputeDevice.Cpu);
+        gumbel = new Generator((ulong)seed, device: ComputeDevice.Cpu);
     }
 
     /// <param name="logits">[n, vocab] at the positions to draw for.</param>
@@ -39,10 +41,10 @@ sealed class TokenDrawer : IDisposable
         {
             using var scope = NewDisposeScope();
             long length = Math.Min(chunk, n - start);
-            var allowed = logits.narrow(0, start, length).to(ScalarType.Float64).index_fill(1, forbidden, double.NegativeInfinity); // [chunk, vocab]
+            var allowed = logits.narrow(0, start, length).cpu().to(ScalarType.Float64).index_fill(1, forbidden, double.NegativeInfinity); // [chunk, vocab]
             var drawn = options.Temperature == 0 ? allowed.argmax(1) : Sample(allowed); // [chunk]
-            drawn.data<long>().CopyTo(ids, (int)start);
-            if (score is { } s) Score(allowed, drawn, s).data<double>().CopyTo(scores!, (int)start);
+            drawn.cpu().data<long>().CopyTo(ids, (int)start);
+            if (score is { } s) Score(allowed, drawn, s).cpu().data<double>().CopyTo(scores!, (int)start);
         }
         return new Drawn(ids, scores);
     }
@@ -70,7 +72,7 @@ sealed class TokenDrawer : IDisposable
             scaled = scaled.masked_fill(drop, double.NegativeInfinity);
         }
         // argmax(l/T + g) with g = −log(−log u) is an exact draw from softmax(l/T); u is kept off 0 so the noise stays finite.
-        var u = rand(scaled.shape, dtype: ScalarType.Float64, generator: gumbel).clamp_min(1e-300); // [n, vocab]
+        var u = rand(scaled.shape, dtype: ScalarType.Float64, device: scaled.device, generator: gumbel).clamp_min(1e-300); // [n, vocab]
         var noise = u.log().neg().log().neg();
         return (scaled + noise).argmax(1);
     }

@@ -44,9 +44,11 @@ public sealed class Classifier : IDisposable
     /// <summary>problem_type, else transformers' reading of it: regression for one label, single-label otherwise.</summary>
     public string ProblemType => Model.HfConfig.ProblemType ?? (Labels.Count == 1 ? "regression" : "single_label_classification");
 
-    public static Classifier Load(string directory)
+    /// <param name="device">Where the model runs; null: auto, this process's GPU when CUDA is present, else the CPU
+    /// (see <see cref="ComputeDevice"/>).</param>
+    public static Classifier Load(string directory, Device? device = null)
     {
-        var model = ModelLoader.Load(directory);
+        var model = ModelLoader.Load(directory, device ?? ComputeDevice.Default);
         try
         {
             if (model.Head is not (HeadKind.SequenceClassification or HeadKind.TokenClassification))
@@ -205,8 +207,8 @@ public sealed class Classifier : IDisposable
         return result;
     }
 
-    /// <summary>Right-padded [batch, seq] ids, attention mask and token types of the selected examples.</summary>
-    internal static (Tensor Ids, Tensor Mask, Tensor Types) Collate(IReadOnlyList<EncodedExample> examples, IReadOnlyList<int> rows, int padId)
+    /// <summary>Right-padded [batch, seq] ids, attention mask and token types of the selected examples, on <paramref name="device"/>.</summary>
+    internal static (Tensor Ids, Tensor Mask, Tensor Types) Collate(IReadOnlyList<EncodedExample> examples, IReadOnlyList<int> rows, int padId, Device device)
     {
         int length = rows.Max(r => examples[r].InputIds.Length);
         var ids = new long[rows.Count * length];
@@ -224,7 +226,7 @@ public sealed class Classifier : IDisposable
             }
         }
         long[] shape = [rows.Count, length];
-        return (tensor(ids, shape), tensor(mask, shape), tensor(types, shape));
+        return (tensor(ids, shape, device: device), tensor(mask, shape, device: device), tensor(types, shape, device: device));
     }
 
     /// <summary>The sequence logits of every example, in order: [num_labels] each.</summary>
@@ -237,9 +239,9 @@ public sealed class Classifier : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var (ids, mask, types) = Collate(examples, rows, padId);
+            var (ids, mask, types) = Collate(examples, rows, padId, model.Device);
             using var output = model.Forward(ids, mask, types);
-            var flat = output.Logits.data<float>().ToArray(); // [batch * num_labels]
+            var flat = output.Logits.cpu().data<float>().ToArray(); // [batch * num_labels]
             int labels = (int)output.Logits.shape[1];
             for (int b = 0; b < rows.Length; b++) result[rows[b]] = flat[(b * labels)..((b + 1) * labels)];
         }
@@ -256,9 +258,9 @@ public sealed class Classifier : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var (ids, mask, types) = Collate(examples, rows, padId);
+            var (ids, mask, types) = Collate(examples, rows, padId, model.Device);
             using var output = model.Forward(ids, mask, types);
-            var flat = output.Logits.data<float>().ToArray(); // [batch * seq * num_labels]
+            var flat = output.Logits.cpu().data<float>().ToArray(); // [batch * seq * num_labels]
             var (seq, labels) = ((int)output.Logits.shape[1], (int)output.Logits.shape[2]);
             for (int b = 0; b < rows.Length; b++)
             {

@@ -45,10 +45,12 @@ public sealed class MaskedLanguageModel : IDisposable
         set => Model.ComputeDtype = value;
     }
 
-    public static MaskedLanguageModel Load(string directory)
+    /// <param name="device">Where the model runs; null: auto, this process's GPU when CUDA is present, else the CPU
+    /// (see <see cref="ComputeDevice"/>).</param>
+    public static MaskedLanguageModel Load(string directory, Device? device = null)
     {
         if (!Directory.Exists(directory)) throw new UnmaskException($"{directory}: model folder not found");
-        var model = ModelLoader.Load(directory);
+        var model = ModelLoader.Load(directory, device ?? ComputeDevice.Default);
         try
         {
             if (model.Head == HeadKind.None)
@@ -92,7 +94,7 @@ public sealed class MaskedLanguageModel : IDisposable
             var e = encodings[b];
             var start = side == PaddingSide.Left ? ids.shape[1] - e.InputIds.Length : 0;
             var rows = output.Logits[b].narrow(0, start, e.InputIds.Length).reshape(e.InputIds.Length, -1).contiguous(); // [len, vocab or 1]
-            var flat = rows.data<float>().ToArray();
+            var flat = rows.cpu().data<float>().ToArray();
             int v = (int)rows.shape[1];
             var logits = Enumerable.Range(0, e.InputIds.Length).Select(i => flat.AsSpan(i * v, v).ToArray()).ToArray();
             results.Add(new ForwardResult(texts[b], pairs?[b], e.Tokens, e.InputIds, e.TokenTypeIds, logits));
@@ -133,13 +135,13 @@ public sealed class MaskedLanguageModel : IDisposable
                 if (targetIds is null)
                 {
                     var (values, indices) = row.topk(Math.Min(topK, (int)row.shape[0]));
-                    var vals = values.data<float>().ToArray();
-                    var idx = indices.data<long>().ToArray();
+                    var vals = values.cpu().data<float>().ToArray();
+                    var idx = indices.cpu().data<long>().ToArray();
                     for (int k = 0; k < vals.Length; k++) candidates.Add(Candidate((int)idx[k], vals[k]));
                 }
                 else
                 {
-                    var all = row.data<float>().ToArray();
+                    var all = row.cpu().data<float>().ToArray();
                     candidates.AddRange(targetIds.Select(id => Candidate(id, all[id])).OrderByDescending(c => c.Probability).Take(topK));
                 }
                 masks.Add(new MaskFill(p, candidates));
@@ -183,7 +185,7 @@ public sealed class MaskedLanguageModel : IDisposable
             }
         }
         var shape = new long[] { encodings.Count, length };
-        return (tensor(ids, shape), tensor(mask, shape), tensor(types, shape)); // [batch, seq] each
+        return (tensor(ids, shape, device: Model.Device), tensor(mask, shape, device: Model.Device), tensor(types, shape, device: Model.Device)); // [batch, seq] each
     }
 
     public void Dispose() => Model.Dispose();

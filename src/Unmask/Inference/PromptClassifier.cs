@@ -243,11 +243,12 @@ public sealed class PromptClassifier
             positionData[r * length + rows[r].Position] = true;
         }
         long[] shape = [rows.Count, length];
-        using var output = _mlm.Model.Forward(tensor(idData, shape), tensor(maskData, shape), tensor(typeData, shape),
-            positions: tensor(positionData, shape));
+        var device = _mlm.Model.Device;
+        using var output = _mlm.Model.Forward(tensor(idData, shape, device: device), tensor(maskData, shape, device: device),
+            tensor(typeData, shape, device: device), positions: tensor(positionData, shape, device: device));
         var logProbs = output.Logits.log_softmax(-1); // [rows, vocab]
-        var targets = tensor(rows.Select(r => (long)r.Target).ToArray()).unsqueeze(1); // [rows, 1]
-        var picked = logProbs.gather(1, targets).squeeze(1).to(ScalarType.Float64).data<double>().ToArray(); // [rows]
+        var targets = tensor(rows.Select(r => (long)r.Target).ToArray(), device: device).unsqueeze(1); // [rows, 1]
+        var picked = logProbs.gather(1, targets).squeeze(1).to(ScalarType.Float64).cpu().data<double>().ToArray(); // [rows]
         for (int r = 0; r < rows.Count; r++) scores[rows[r].Word] += picked[r];
         return scores;
     }

@@ -58,11 +58,13 @@ public sealed class SentenceEmbedder : IDisposable
         set => Model.ComputeDtype = value;
     }
 
-    public static SentenceEmbedder Load(string directory)
+    /// <param name="device">Where the model runs; null: auto, this process's GPU when CUDA is present, else the CPU
+    /// (see <see cref="ComputeDevice"/>).</param>
+    public static SentenceEmbedder Load(string directory, Device? device = null)
     {
         if (!Directory.Exists(directory)) throw new UnmaskException($"{directory}: model folder not found");
         var folderConfig = SentenceTransformersFolder.Read(directory);
-        var model = ModelLoader.Load(directory);
+        var model = ModelLoader.Load(directory, device ?? ComputeDevice.Default);
         try
         {
             if (folderConfig?.WordEmbeddingDimension is int dimension && dimension != model.Encoder.WordEmbeddingWeight.shape[1])
@@ -121,14 +123,14 @@ public sealed class SentenceEmbedder : IDisposable
             if (batchIndex++ % world.Size != world.Rank) continue;
             using var scope = torch.NewDisposeScope();
             using var mode = torch.inference_mode();
-            var (ids, mask, types) = Classifier.Collate(encoded, rows, Tokenizer.PadId); // [batch, seq] each
+            var (ids, mask, types) = Classifier.Collate(encoded, rows, Tokenizer.PadId, Model.Device); // [batch, seq] each
             var hiddenStates = resolved.Layer is null ? null : new List<Tensor>();
             var last = Model.Encoder.forward(ids, mask, Model.UsesTokenTypeIds ? types : null, hiddenStates); // [batch, seq, hidden]
             var vectors = pooling == Pooling.Pooler
                 ? Model.Pool(last) ?? throw new UnmaskException($"{Model.Architecture} carries no pooler weights (masked-LM checkpoints drop them); use cls, mean or max.")
                 : Pool(hiddenStates is null ? last : SelectLayer(hiddenStates, resolved.Layer!.Value).to(ScalarType.Float32), mask, pooling); // [batch, hidden]
             if (resolved.Normalize == true) vectors = F.normalize(vectors, p: 2, dim: 1);
-            var data = vectors.to(ScalarType.Float32).contiguous().data<float>().ToArray();
+            var data = vectors.to(ScalarType.Float32).contiguous().cpu().data<float>().ToArray();
             int width = (int)vectors.shape[1];
             for (int b = 0; b < rows.Count; b++) result[rows[b]] = data[(b * width)..((b + 1) * width)];
         }
@@ -194,13 +196,13 @@ public sealed class SentenceEmbedder : IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = torch.NewDisposeScope();
             using var mode = torch.inference_mode();
-            var (ids, mask, types) = Classifier.Collate(encoded, rows, Tokenizer.PadId); // [batch, seq] each
+            var (ids, mask, types) = Classifier.Collate(encoded, rows, Tokenizer.PadId, Model.Device); // [batch, seq] each
             using var output = Model.Forward(ids, mask, types);
             var weights = SpladeWeights(output.Logits, mask); // [batch, vocab]
             int k = (int)Math.Min(topTerms, weights.shape[1]);
             var (values, indices) = weights.topk(k, dim: 1); // [batch, k] each
-            var v = values.contiguous().data<float>().ToArray();
-            var ix = indices.contiguous().data<long>().ToArray();
+            var v = values.contiguous().cpu().data<float>().ToArray();
+            var ix = indices.contiguous().cpu().data<long>().ToArray();
             for (int b = 0; b < rows.Count; b++)
                 result[rows[b]] = [.. Enumerable.Range(b * k, k).Where(i => v[i] > 0)
                     .Select(i => new SparseTerm(Tokenizer.IdToToken((int)ix[i]), (int)ix[i], v[i]))];

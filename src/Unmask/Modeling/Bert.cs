@@ -24,7 +24,7 @@ internal sealed class BertEmbeddings : nn.Module
         positionPaddingIdx = c.IsRoberta ? c.PadTokenId : null;
         positionEmbeddings = new Embedding(c.MaxPositionEmbeddings, width, c.InitializerRange, positionPaddingIdx);
         tokenTypeEmbeddings = new Embedding(c.TypeVocabSize, width, c.InitializerRange);
-        layerNorm = nn.LayerNorm(width, c.LayerNormEps);
+        layerNorm = Parameters.LayerNorm(width, c.LayerNormEps);
         dropout = c.HiddenDropoutProb;
         RegisterComponents();
     }
@@ -42,7 +42,7 @@ internal sealed class BertEmbeddings : nn.Module
             var real = inputIds.ne(pad).to(ScalarType.Int64); // [batch, seq]
             positions = real.cumsum(1) * real + pad; // [batch, seq]
         }
-        else positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64).unsqueeze(0); // [1, seq]
+        else positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // [1, seq]
         var embeddings = wordEmbeddings.forward(inputIds) + tokenTypeEmbeddings.forward(tokenTypeIds); // [batch, seq, hidden]
         embeddings = embeddings + positionEmbeddings.forward(positions);
         return F.dropout(layerNorm.forward(embeddings), dropout, training);
@@ -140,7 +140,7 @@ internal sealed class BertOutput : nn.Module
     public BertOutput(BertConfig c, int inputSize) : base(nameof(BertOutput))
     {
         dense = new Linear(inputSize, c.HiddenSize, c.InitializerRange);
-        layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        layerNorm = Parameters.LayerNorm(c.HiddenSize, c.LayerNormEps);
         dropout = c.HiddenDropoutProb;
         RegisterComponents();
     }
@@ -258,7 +258,7 @@ internal sealed class BertPredictionHeadTransform : nn.Module<Tensor, Tensor>
     public BertPredictionHeadTransform(BertConfig c) : base(nameof(BertPredictionHeadTransform))
     {
         dense = new Linear(c.HiddenSize, c.HiddenSize, c.InitializerRange);
-        layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        layerNorm = Parameters.LayerNorm(c.HiddenSize, c.LayerNormEps);
         activation = HfActivations.Get(c.HiddenAct);
         RegisterComponents();
     }
@@ -313,7 +313,7 @@ internal sealed class RobertaLMHead : nn.Module<Tensor, Tensor>
     {
         bias = Parameters.Zeros([c.VocabSize]);
         dense = new Linear(c.HiddenSize, c.HiddenSize, c.InitializerRange);
-        layerNorm = nn.LayerNorm(c.HiddenSize, c.LayerNormEps);
+        layerNorm = Parameters.LayerNorm(c.HiddenSize, c.LayerNormEps);
         var decoderWeight = c.TieWordEmbeddings
             ? wordEmbeddingWeight
             : Parameters.Normal([c.VocabSize, c.HiddenSize], c.InitializerRange);

@@ -19,7 +19,7 @@ internal sealed class DistilBertEmbeddings : nn.Module
         wordEmbeddings = new Embedding(c.VocabSize, c.Dim, c.InitializerRange, c.PadTokenId);
         positionEmbeddings = new Embedding(c.MaxPositionEmbeddings, c.Dim, c.InitializerRange);
         if (c.SinusoidalPosEmbds) FillSinusoidal(positionEmbeddings.Weight);
-        layerNorm = nn.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
+        layerNorm = Parameters.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
         dropout = c.Dropout;
         RegisterComponents();
     }
@@ -29,7 +29,7 @@ internal sealed class DistilBertEmbeddings : nn.Module
 
     public Tensor forward(Tensor inputIds)
     {
-        var positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64).unsqueeze(0); // [1, seq]
+        var positions = torch.arange(inputIds.shape[1], dtype: ScalarType.Int64, device: inputIds.device).unsqueeze(0); // [1, seq]
         var embeddings = wordEmbeddings.forward(inputIds) + positionEmbeddings.forward(positions); // [batch, seq, dim]
         return F.dropout(layerNorm.forward(embeddings), dropout, training);
     }
@@ -46,7 +46,7 @@ internal sealed class DistilBertEmbeddings : nn.Module
                 table[pos * dim + j] = (float)(j % 2 == 0 ? Math.Sin(angle) : Math.Cos(angle));
             }
         using var noGrad = torch.no_grad();
-        using var values = torch.tensor(table, [count, dim]);
+        using var values = torch.tensor(table, [count, dim], device: ComputeDevice.Cpu);
         weight.copy_(values);
     }
 }
@@ -125,9 +125,9 @@ internal sealed class DistilBertBlock : nn.Module
     public DistilBertBlock(DistilBertConfig c) : base(nameof(DistilBertBlock))
     {
         attention = new DistilBertAttention(c);
-        saLayerNorm = nn.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
+        saLayerNorm = Parameters.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
         ffn = new DistilBertFfn(c);
-        outputLayerNorm = nn.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
+        outputLayerNorm = Parameters.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
         RegisterComponents();
     }
 
@@ -187,7 +187,7 @@ internal sealed class DistilBertModel : Encoder
         var hidden = embeddings.forward(inputIds); // [batch, seq, dim]
         hiddenStates?.Add(hidden);
         var keyPadding = attentionMask is null
-            ? torch.zeros(inputIds.shape[0], 1, 1, inputIds.shape[1], dtype: ScalarType.Bool)
+            ? torch.zeros(inputIds.shape[0], 1, 1, inputIds.shape[1], dtype: ScalarType.Bool, device: inputIds.device)
             : attentionMask.eq(0).unsqueeze(1).unsqueeze(2); // [batch, 1, 1, seq]
         return transformer.forward(hidden, keyPadding, hiddenStates);
     }
@@ -214,7 +214,7 @@ public sealed class DistilBertForMaskedLM : PretrainedModel
     {
         Config = c;
         vocabTransform = new Linear(c.Dim, c.Dim, c.InitializerRange);
-        vocabLayerNorm = nn.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
+        vocabLayerNorm = Parameters.LayerNorm(c.Dim, DistilBertConfig.LayerNormEps);
         var projectorWeight = c.TieWordEmbeddings ? Encoder.WordEmbeddingWeight : Parameters.Normal([c.VocabSize, c.Dim], c.InitializerRange);
         vocabProjector = new Linear(projectorWeight, Parameters.Zeros([c.VocabSize]));
         activation = HfActivations.Get(c.Activation);

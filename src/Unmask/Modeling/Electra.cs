@@ -55,7 +55,7 @@ internal sealed class ElectraGeneratorPredictions : nn.Module<Tensor, Tensor>
     public ElectraGeneratorPredictions(ElectraConfig c) : base(nameof(ElectraGeneratorPredictions))
     {
         dense = new Linear(c.HiddenSize, c.EmbeddingSize, c.InitializerRange);
-        layerNorm = nn.LayerNorm(c.EmbeddingSize, c.LayerNormEps);
+        layerNorm = Parameters.LayerNorm(c.EmbeddingSize, c.LayerNormEps);
         RegisterComponents();
     }
 

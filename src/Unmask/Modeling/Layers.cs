@@ -35,6 +35,22 @@ internal static class ComputeDtypes
 internal static class Parameters
 {
     [ThreadStatic] static bool skipInitialisation;
+    [ThreadStatic] static Device? device;
+
+    /// <summary>Where parameters created on this thread go: the CPU unless <see cref="On"/> says otherwise.</summary>
+    public static Device Device => device ?? ComputeDevice.Cpu;
+
+    /// <summary>
+    /// Until disposed, parameters created on this thread are created on <paramref name="target"/>. A model is built
+    /// where it will run rather than moved there: moving copies each module's parameters apart, which would untie a
+    /// decoder from the embedding matrix it shares.
+    /// </summary>
+    public static IDisposable On(Device target)
+    {
+        var outer = device;
+        device = target;
+        return new Restore(() => device = outer);
+    }
 
     /// <summary>
     /// Until disposed, parameters created on this thread keep torch.empty's contents. For a model whose every
@@ -55,7 +71,7 @@ internal static class Parameters
 
     public static Parameter Create(long[] shape, Action<Tensor> initialise)
     {
-        var parameter = new Parameter(torch.empty(shape, TorchSharp.torch.ScalarType.Float32));
+        var parameter = new Parameter(torch.empty(shape, TorchSharp.torch.ScalarType.Float32, device: Device));
         if (!skipInitialisation)
             using (torch.no_grad()) initialise(parameter);
         return (Parameter)parameter.DetachFromDisposeScope();
@@ -64,6 +80,10 @@ internal static class Parameters
     public static Parameter Normal(long[] shape, double std) => Create(shape, p => nn.init.normal_(p, 0, std));
 
     public static Parameter Zeros(long[] shape) => Create(shape, p => nn.init.zeros_(p));
+
+    /// <summary>nn.LayerNorm (weight ones, bias zeros) on <see cref="Device"/>.</summary>
+    public static LayerNorm LayerNorm(long dim, double eps, bool bias = true) =>
+        nn.LayerNorm(dim, eps, elementwise_affine: true, bias: bias, device: Device);
 }
 
 /// <summary>
@@ -177,8 +197,9 @@ internal static class LocalAttention
         if (positionEmbeddings is not null)
         {
             var (count, dim) = (positionEmbeddings.shape[0], positionEmbeddings.shape[1]);
-            var positions = torch.arange(count, dtype: ScalarType.Float64).unsqueeze(1); // [positions, 1]
-            var frequencies = torch.exp(torch.arange(0, dim, 2, dtype: ScalarType.Float64) * (-Math.Log(10000.0) / dim)); // [dim / 2]
+            var device = positionEmbeddings.device;
+            var positions = torch.arange(count, dtype: ScalarType.Float64, device: device).unsqueeze(1); // [positions, 1]
+            var frequencies = torch.exp(torch.arange(0, dim, 2, dtype: ScalarType.Float64, device: device) * (-Math.Log(10000.0) / dim)); // [dim / 2]
             var angles = positions * frequencies; // [positions, dim / 2]
             var table = torch.stack([angles.sin(), angles.cos()], dim: 2).reshape(count, -1)[.., ..(int)dim]; // [positions, dim]
             // Each sin/cos pair has mean square 1/2, so this gives rows of root mean square initializer_range.
@@ -186,6 +207,6 @@ internal static class LocalAttention
             positionEmbeddings.copy_(table.to(ScalarType.Float32));
         }
         foreach (var weight in queryKeyWeights)
-            weight.copy_(torch.eye(weight.shape[0], dtype: ScalarType.Float32) * queryKeyScale);
+            weight.copy_(torch.eye(weight.shape[0], dtype: ScalarType.Float32, device: weight.device) * queryKeyScale);
     }
 }

@@ -33,11 +33,11 @@ internal sealed class ModernBertEmbeddings : nn.Module
 internal static class Rope
 {
     /// <returns>cos and sin, [seq, head_dim] each, computed in float32 as HF does and then cast to <paramref name="dtype"/>.</returns>
-    public static (Tensor Cos, Tensor Sin) CosSin(long seq, int headDim, double theta, ScalarType dtype)
+    public static (Tensor Cos, Tensor Sin) CosSin(long seq, int headDim, double theta, ScalarType dtype, Device device)
     {
-        var exponents = torch.arange(0, headDim, 2, dtype: ScalarType.Int64).to(ScalarType.Float32) / headDim; // [head_dim / 2]
-        var invFreq = 1.0f / torch.tensor((float)theta).pow(exponents); // [head_dim / 2]
-        var positions = torch.arange(seq, dtype: ScalarType.Int64).to(ScalarType.Float32); // [seq]
+        var exponents = torch.arange(0, headDim, 2, dtype: ScalarType.Int64, device: device).to(ScalarType.Float32) / headDim; // [head_dim / 2]
+        var invFreq = 1.0f / torch.tensor((float)theta, device: device).pow(exponents); // [head_dim / 2]
+        var positions = torch.arange(seq, dtype: ScalarType.Int64, device: device).to(ScalarType.Float32); // [seq]
         var freqs = positions.unsqueeze(1) * invFreq.unsqueeze(0); // [seq, head_dim / 2]
         var angles = torch.cat([freqs, freqs], -1); // [seq, head_dim]
         return (angles.cos().to(dtype), angles.sin().to(dtype));
@@ -174,14 +174,14 @@ internal sealed class ModernBertModel : Encoder
         var hidden = embeddings.forward(inputIds); // [batch, seq, hidden]
         hiddenStates?.Add(hidden);
 
-        var globalMask = AttentionMasks.Additive(attentionMask, dtype) ?? torch.zeros(batch, 1, 1, seq, dtype: dtype); // [batch, 1, 1, seq]
+        var globalMask = AttentionMasks.Additive(attentionMask, dtype) ?? torch.zeros(batch, 1, 1, seq, dtype: dtype, device: inputIds.device); // [batch, 1, 1, seq]
         // Local layers also hide keys further than local_attention / 2 from the query; HF fills (not adds) dtype.min.
-        var rows = torch.arange(seq, dtype: ScalarType.Int64);
+        var rows = torch.arange(seq, dtype: ScalarType.Int64, device: inputIds.device); // [seq]
         var outsideWindow = (rows.unsqueeze(0) - rows.unsqueeze(1)).abs().gt(config.LocalAttention / 2); // [seq, seq]
         var localMask = globalMask.expand(batch, 1, seq, seq).masked_fill(outsideWindow, torch.finfo(dtype).min); // [batch, 1, seq, seq]
 
-        var (globalCos, globalSin) = Rope.CosSin(seq, config.HeadDim, config.GlobalRopeTheta, dtype);
-        var (localCos, localSin) = Rope.CosSin(seq, config.HeadDim, config.LocalRopeTheta ?? config.GlobalRopeTheta, dtype);
+        var (globalCos, globalSin) = Rope.CosSin(seq, config.HeadDim, config.GlobalRopeTheta, dtype, inputIds.device);
+        var (localCos, localSin) = Rope.CosSin(seq, config.HeadDim, config.LocalRopeTheta ?? config.GlobalRopeTheta, dtype, inputIds.device);
         foreach (var layer in layers)
         {
             hidden = layer.IsGlobal
@@ -293,7 +293,7 @@ public sealed class ModernBertForSequenceClassification : SequenceClassification
         Tensor pooled;
         if (Config.ClassifierPooling == "mean")
         {
-            var mask = (attentionMask ?? torch.ones(hidden.shape[0], hidden.shape[1], dtype: ScalarType.Int64)).to(hidden.dtype); // [batch, seq]
+            var mask = (attentionMask ?? torch.ones(hidden.shape[0], hidden.shape[1], dtype: ScalarType.Int64, device: hidden.device)).to(hidden.dtype); // [batch, seq]
             pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim: true); // [batch, hidden]
         }
         else pooled = hidden.select(1, 0); // [batch, hidden]

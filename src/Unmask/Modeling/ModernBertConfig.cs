@@ -86,5 +86,5 @@ public sealed record ModernBertConfig : HfConfigLabels, IHfConfig
             $"({PadTokenId}) must be a token id below vocab_size ({VocabSize}).");
     }
 
-    internal LayerNorm Norm() => nn.LayerNorm(HiddenSize, NormEps, elementwise_affine: true, bias: NormBias);
+    internal LayerNorm Norm() => Parameters.LayerNorm(HiddenSize, NormEps, bias: NormBias);
 }

@@ -78,8 +78,9 @@ public abstract class Encoder : nn.Module, IComputeDtypeAware
 
 /// <summary>
 /// An encoder with a head, named and computed as transformers does, so that fill-mask, logits, scoring, training and
-/// saving work on any family. Keep it on the CPU in float32: <c>to(...)</c> would copy tied parameters apart; use
-/// <see cref="ComputeDtype"/> for bf16 products.
+/// saving work on any family. Parameters stay float32; use <see cref="ComputeDtype"/> for bf16 products. A model is built
+/// on its device (<see cref="Checkpoints.ModelLoader"/> takes one) and never moved: <c>to(...)</c> would copy tied
+/// parameters apart.
 /// </summary>
 public abstract class PretrainedModel : nn.Module
 {
@@ -107,6 +108,9 @@ public abstract class PretrainedModel : nn.Module
     public Encoder Encoder { get; }
 
     public int MaxSequenceLength => Encoder.MaxSequenceLength;
+
+    /// <summary>Where the parameters are, and where inputs must be.</summary>
+    public Device Device => Encoder.WordEmbeddingWeight.device;
 
     public bool UsesTokenTypeIds => Encoder.UsesTokenTypeIds;
 
@@ -242,6 +246,8 @@ public abstract class PretrainedModel : nn.Module
     {
         if (inputIds.dim() != 2 || inputIds.dtype != ScalarType.Int64)
             throw new ArgumentException($"input_ids must be a [batch, seq] int64 tensor, got {inputIds.dtype} [{string.Join(", ", inputIds.shape)}].");
+        if (!ComputeDevice.Same(inputIds.device, Device))
+            throw new ArgumentException($"input_ids is on {inputIds.device} but the model is on {Device}.");
         var seq = inputIds.shape[1];
         if (seq > MaxSequenceLength)
             throw new ArgumentException($"Sequence length {seq} exceeds the {MaxSequenceLength} positions the model's max_position_embeddings allows.");

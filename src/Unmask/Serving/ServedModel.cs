@@ -74,11 +74,11 @@ public sealed class ServedModel : IDisposable
         "embed", "tokenize", "decode",
     ];
 
-    public static ServedModel Load(string name, string folder, ServingLimits limits)
+    public static ServedModel Load(string name, string folder, ServingLimits limits, Device? device = null)
     {
         if (!Directory.Exists(folder)) throw new UnmaskException($"{folder}: model folder not found");
         var sentenceConfig = SentenceTransformersFolder.Read(folder);
-        var model = ModelLoader.Load(folder);
+        var model = ModelLoader.Load(folder, device ?? ComputeDevice.Default);
         try
         {
             return new ServedModel(name, folder, model, TokenizerLoader.Load(folder), sentenceConfig, limits);

@@ -28,6 +28,9 @@ public sealed record ServerOptions
 
     public ServingLimits Limits { get; init; } = new();
 
+    /// <summary>Where every served model runs (see <see cref="Modeling.ComputeDevice"/>); null: auto.</summary>
+    public Device? Device { get; init; }
+
     /// <summary>Largest request body in bytes (413 beyond it).</summary>
     public long PayloadLimit { get; init; } = 2_000_000;
 
@@ -98,7 +101,7 @@ public sealed class UnmaskServer : IAsyncDisposable
         {
             foreach (var (name, folder) in _options.Models)
             {
-                var model = ServedModel.Load(name, folder, _options.Limits);
+                var model = ServedModel.Load(name, folder, _options.Limits, _options.Device);
                 Metrics.Watch(name, model.Queue);
                 lock (_models) _models[name] = model;
             }

@@ -57,7 +57,7 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
     public IReadOnlyDictionary<string, double> ValidationMetrics(IReadOnlyList<long[]> batches, int seqLength)
     {
         var rng = new Random(ValidationSeed);
-        using var sampling = new Generator(ValidationSeed);
+        using var sampling = new Generator(ValidationSeed, device: generator.Device);
         long positions = 0, correct = 0, original = 0, replaced = 0, found = 0;
         double lossSum = 0;
         foreach (var ids in batches)
@@ -96,10 +96,11 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
     Step Forward(long[] originalIds, MaskedBatch masked, Generator? sampling)
     {
         var shape = new long[] { masked.BatchSize, masked.SeqLength };
-        var labels = tensor(masked.Labels, shape); // [batch, seq]
-        var generated = generator.Forward(tensor(masked.InputIds, shape), labels: labels, positions: labels.ne(-100)); // logits [n, vocab]
+        var device = generator.Device;
+        var labels = tensor(masked.Labels, shape, device: device); // [batch, seq]
+        var generated = generator.Forward(tensor(masked.InputIds, shape, device: device), labels: labels, positions: labels.ne(-100)); // logits [n, vocab]
         long[] samples;
-        using (no_grad()) samples = Sample(generated.Logits, sampling).data<long>().ToArray();
+        using (no_grad()) samples = Sample(generated.Logits, sampling).cpu().data<long>().ToArray();
 
         var corrupted = (long[])originalIds.Clone();
         for (int i = 0, k = 0; i < masked.Labels.Length; i++)
@@ -108,8 +109,8 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
         for (int i = 0; i < targets.Length; i++)
             targets[i] = IsSpecial(originalIds[i]) ? MaskedBatch.Ignore : corrupted[i] != originalIds[i] ? 1 : 0;
 
-        var targetTensor = tensor(targets, shape); // [batch, seq]
-        var detected = discriminator.Forward(tensor(corrupted, shape), labels: targetTensor, positions: targetTensor.ne(-100)); // logits [m]
+        var targetTensor = tensor(targets, shape, device: device); // [batch, seq]
+        var detected = discriminator.Forward(tensor(corrupted, shape, device: device), labels: targetTensor, positions: targetTensor.ne(-100)); // logits [m]
         var flat = targetTensor.reshape(-1); // [batch * seq]
         return new Step(generated.Loss!, detected.Loss!, detected.Logits, flat.masked_select(flat.ne(MaskedBatch.Ignore)));
     }
@@ -120,7 +121,7 @@ public sealed class ElectraObjective(ElectraForMaskedLM generator, ElectraForPre
     /// <returns>[n] token ids.</returns>
     Tensor Sample(Tensor logits, Generator? sampling)
     {
-        var allowed = specialIds.Length == 0 ? logits : logits.index_fill(1, tensor(specialIds), double.NegativeInfinity); // [n, vocab]
+        var allowed = specialIds.Length == 0 ? logits : logits.index_fill(1, tensor(specialIds, device: logits.device), double.NegativeInfinity); // [n, vocab]
         return multinomial(F.softmax(allowed.to(ScalarType.Float32), 1), 1, generator: sampling).squeeze(1); // [n]
     }
 

@@ -27,6 +27,9 @@ public sealed record EmbeddingTrainingOptions
     public required string OutputDir { get; init; }
     public EmbeddingObjective Objective { get; init; } = EmbeddingObjective.Mirror;
 
+    /// <summary>Where the encoder trains (see <see cref="ComputeDevice"/>); null: auto.</summary>
+    public Device? Device { get; init; }
+
     /// <summary>Scored pairs (STS-B's CSV) to report Spearman on before training and after each epoch.</summary>
     public string? ValidationPath { get; init; }
 
@@ -82,7 +85,8 @@ public static class EmbeddingTrainer
         if (options.MaxExamples is int limit) rows = [.. rows.Take(limit)];
         if (rows.Count < 2) throw new UnmaskException($"{options.TrainPath}: {rows.Count} example(s); in-batch negatives need at least 2.");
 
-        var (model, _) = ModelLoader.LoadWithReport(options.ModelDir, HeadKind.None, c => ModelFamilies.WithDropout(c, options.Dropout));
+        var (model, _) = ModelLoader.LoadWithReport(options.ModelDir, HeadKind.None, c => ModelFamilies.WithDropout(c, options.Dropout),
+            options.Device ?? ComputeDevice.Default);
         using var disposeModel = model;
         var maxLength = Math.Min(options.MaxSeqLength, model.MaxSequenceLength);
         var validation = options.ValidationPath is { } v ? StsEvaluator.ReadPairs(v, requireScores: true) : null;
@@ -107,7 +111,7 @@ public static class EmbeddingTrainer
         }
 
         Validate();
-        torch.manual_seed(options.Seed); // dropout draws from the global generator
+        ComputeDevice.Seed(options.Seed); // dropout draws from the global generator
         for (int epoch = 0; epoch < options.Epochs; epoch++)
         {
             var order = Enumerable.Range(0, rows.Count).OrderBy(_ => random.Next()).ToList();
@@ -128,7 +132,7 @@ public static class EmbeddingTrainer
                     var anchors = vectors.narrow(0, 0, batch.Count); // [batch, hidden]
                     var candidates = vectors.narrow(0, batch.Count, vectors.shape[0] - batch.Count); // [batch or 2·batch, hidden]
                     var similarity = anchors.matmul(candidates.t()).div(options.Temperature); // [batch, candidates]
-                    var loss = F.cross_entropy(similarity, torch.arange(batch.Count, dtype: ScalarType.Int64));
+                    var loss = F.cross_entropy(similarity, torch.arange(batch.Count, dtype: ScalarType.Int64, device: model.Device));
                     loss.backward();
                     lossValue = loss.item<float>();
                 }
@@ -184,9 +188,9 @@ public static class EmbeddingTrainer
         var own = end > start ? Encode(model, views.GetRange(start, end - start), padId, options) : null; // [own views, hidden]
         int hidden = (int)model.HfConfig.HiddenSize;
         var all = new float[views.Count * hidden];
-        if (own is not null) own.detach().to(ScalarType.Float32).contiguous().data<float>().CopyTo(all, start * hidden);
+        if (own is not null) own.detach().to(ScalarType.Float32).contiguous().cpu().data<float>().CopyTo(all, start * hidden);
         world.AllReduceSum(all);
-        var gathered = torch.tensor(all, [views.Count, hidden]); // [views, hidden]
+        var gathered = torch.tensor(all, [views.Count, hidden], device: model.Device); // [views, hidden]
         if (own is null) return gathered;
         return torch.cat([gathered.narrow(0, 0, start), own, gathered.narrow(0, end, views.Count - end)]);
     }
@@ -295,7 +299,7 @@ public static class EmbeddingTrainer
     /// <returns>[views, hidden], normalised when the options say so.</returns>
     static Tensor Encode(PretrainedModel model, List<EncodedExample> views, int padId, EmbeddingTrainingOptions options)
     {
-        var (ids, mask, types) = Classifier.Collate(views, [.. Enumerable.Range(0, views.Count)], padId); // [views, seq] each
+        var (ids, mask, types) = Classifier.Collate(views, [.. Enumerable.Range(0, views.Count)], padId, model.Device); // [views, seq] each
         var hidden = model.Encoder.forward(ids, mask, model.UsesTokenTypeIds ? types : null, null); // [views, seq, hidden]
         var pooled = SentenceEmbedder.Pool(hidden, mask, options.Pooling); // [views, hidden]
         return options.Normalize ? F.normalize(pooled, p: 2, dim: 1) : pooled;
@@ -311,7 +315,7 @@ public static class EmbeddingTrainer
                 using var mode = torch.inference_mode();
                 var views = chunk.Select(s => Example(tokenizer.Encode(s, maxLength: maxLength).InputIds)).ToList();
                 var pooled = Encode(model, views, tokenizer.PadId, options).contiguous(); // [chunk, hidden]
-                var data = pooled.data<float>().ToArray();
+                var data = pooled.cpu().data<float>().ToArray();
                 int width = (int)pooled.shape[1];
                 for (int i = 0; i < chunk.Length; i++) vectors.Add(data[(i * width)..((i + 1) * width)]);
             }

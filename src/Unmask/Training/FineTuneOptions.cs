@@ -37,6 +37,11 @@ public sealed record FineTuneOptions
     public Precision Precision { get; init; } = Precision.Fp32;
     public int Seed { get; init; } = 42;
 
+    /// <summary>Where the model trains (see <see cref="Modeling.ComputeDevice"/>); null: auto. Not part of the run's
+    /// state: a checkpoint resumes on any device.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Device? Device { get; init; }
+
     /// <summary>Evaluate (and checkpoint) every this many optimizer steps; null: at the end of each epoch.</summary>
     public int? EvalEvery { get; init; }
 

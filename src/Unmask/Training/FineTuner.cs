@@ -43,13 +43,15 @@ public static partial class FineTuner
     }
 
     /// <summary>Continues the run whose newest checkpoint is in <paramref name="path"/> (a run folder or a checkpoint).</summary>
-    public static FineTuneResult Resume(string path, IProgress<FineTuneProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <param name="device">Where to continue (see <see cref="ComputeDevice"/>); null: auto.</param>
+    public static FineTuneResult Resume(string path, IProgress<FineTuneProgress>? progress = null, CancellationToken cancellationToken = default,
+        Device? device = null)
     {
         var checkpoint = File.Exists(Path.Combine(path, StateFileName)) ? path
             : Checkpoints(path).LastOrDefault().Folder ?? throw new UnmaskException($"{path}: no fine-tuning checkpoint to resume from.");
         var state = JsonSerializer.Deserialize<State>(File.ReadAllText(Path.Combine(checkpoint, StateFileName)), Json)
             ?? throw new UnmaskException($"{checkpoint}: {StateFileName} is empty.");
-        return Train(state.Options, (checkpoint, state), progress, cancellationToken);
+        return Train(state.Options with { Device = device }, (checkpoint, state), progress, cancellationToken);
     }
 
     static FineTuneResult Train(FineTuneOptions options, (string Folder, State State)? resume, IProgress<FineTuneProgress>? progress,
@@ -82,8 +84,11 @@ public static partial class FineTuner
         }
 
         var labels = resume?.State.Labels ?? pet?.Labels ?? ChooseLabels(options, head, trainTexts, trainWords);
-        using var model = resume is { } r ? ModelLoader.Load(r.Folder) : CreateModel(options, head, labels);
-        model.ComputeDtype = ResolvePrecision(options, model.HfConfig) == Precision.Bf16 ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
+        var device = options.Device ?? ComputeDevice.Default;
+        PretrainedModel built;
+        using (Parameters.On(device)) built = resume is { } r ? ModelLoader.Load(r.Folder) : CreateModel(options, head, labels);
+        using var model = built;
+        model.ComputeDtype = ResolvePrecision(options, model.HfConfig, device) == Precision.Bf16 ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
 
         var maxLength = Math.Min(options.MaxSeqLength, model.MaxSequenceLength);
         var train = pet?.Encode(trainTexts, maxLength) ?? Encode(tokenizer, task, labels, trainTexts, trainWords, maxLength, options.LabelAllPieces);
@@ -182,10 +187,10 @@ public static partial class FineTuner
                 using (var scope = NewDisposeScope())
                 {
                     // Dropout draws from the global generator: seeding it per micro-batch makes a resumed run exact.
-                    manual_seed(options.Seed * 1_000_003L + epoch * 100_003L + b);
+                    ComputeDevice.Seed(options.Seed * 1_000_003L + epoch * 100_003L + b);
                     var (rows, share) = world.Size == 1 ? (batches[b], 1.0) : RankRows(train, batches[b], task, world);
-                    var (ids, mask, types) = Classifier.Collate(train, rows, tokenizer.PadId);
-                    var labelTensor = Targets(train, rows, task, ids.shape[1]);
+                    var (ids, mask, types) = Classifier.Collate(train, rows, tokenizer.PadId, model.Device);
+                    var labelTensor = Targets(train, rows, task, ids.shape[1], ids.device);
                     var loss = pet?.Loss(model, ids, mask, types, labelTensor) ?? model.Forward(ids, mask, types, labels: labelTensor).Loss!;
                     (loss * share / options.GradientAccumulation).backward();
                     stepLoss += loss.item<float>() * share;
@@ -293,15 +298,15 @@ public static partial class FineTuner
         IHfConfig Labelled(IHfConfig c) => ModelFamilies.WithDropout(head == HeadKind.MaskedLm || (c.Labels.SequenceEqual(labels) && c.ProblemType == problemType)
             ? c
             : c.WithLabels(labels, problemType), options.Dropout);
-        manual_seed(options.Seed);
+        ComputeDevice.Seed(options.Seed);
         if (options.RandomInit)
             return ModelFamilies.Create(Labelled(ModelFamilies.LoadConfig(Path.Combine(options.ModelDir, ModelFolder.ConfigFileName))), head);
         return ModelLoader.LoadWithReport(options.ModelDir, head, Labelled).Model;
     }
 
-    static Precision ResolvePrecision(FineTuneOptions options, IHfConfig config) => options.Precision switch
+    static Precision ResolvePrecision(FineTuneOptions options, IHfConfig config, Device device) => options.Precision switch
     {
-        Precision.Auto => MatmulBenchmark.Bf16IsFaster(config.HiddenSize, config.IntermediateSize) ? Precision.Bf16 : Precision.Fp32,
+        Precision.Auto => MatmulBenchmark.Bf16IsFaster(config.HiddenSize, config.IntermediateSize, device) ? Precision.Bf16 : Precision.Fp32,
         var chosen => chosen,
     };
 
@@ -358,7 +363,7 @@ public static partial class FineTuner
         return own == 0 || total == 0 ? (rows[..1], 0.0) : (mine, (double)own / total);
     }
 
-    static Tensor Targets(IReadOnlyList<EncodedExample> examples, int[] rows, ClassificationTask task, long length)
+    static Tensor Targets(IReadOnlyList<EncodedExample> examples, int[] rows, ClassificationTask task, long length, Device device)
     {
         switch (task)
         {
@@ -370,14 +375,14 @@ public static partial class FineTuner
                     var row = examples[rows[b]].TokenLabels!;
                     Array.Copy(row, 0, labels, b * length, row.Length);
                 }
-                return tensor(labels, [rows.Length, length]);
+                return tensor(labels, [rows.Length, length], device: device);
             case ClassificationTask.Classification:
-                return tensor(rows.Select(r => (long)examples[r].Targets[0]).ToArray());
+                return tensor(rows.Select(r => (long)examples[r].Targets[0]).ToArray(), device: device);
             case ClassificationTask.Regression:
-                return tensor(rows.Select(r => examples[r].Targets[0]).ToArray());
+                return tensor(rows.Select(r => examples[r].Targets[0]).ToArray(), device: device);
             default:
                 int width = examples[rows[0]].Targets.Length;
-                return tensor(rows.SelectMany(r => examples[r].Targets).ToArray(), [rows.Length, width]);
+                return tensor(rows.SelectMany(r => examples[r].Targets).ToArray(), [rows.Length, width], device: device);
         }
     }
 
@@ -486,7 +491,7 @@ public static partial class FineTuner
 
         /// <returns>[n, labels] from the head's logits at the n masks.</returns>
         Tensor LabelLogits(Tensor logits) =>
-            stack(_wordIds.Select(ids => logits.index_select(1, tensor(ids)).logsumexp(1)).ToArray(), 1);
+            stack(_wordIds.Select(ids => logits.index_select(1, tensor(ids, device: logits.device)).logsumexp(1)).ToArray(), 1);
 
         public Tensor Loss(PretrainedModel model, Tensor ids, Tensor mask, Tensor types, Tensor labels)
         {
@@ -503,10 +508,10 @@ public static partial class FineTuner
                 {
                     ct.ThrowIfCancellationRequested();
                     using var scope = NewDisposeScope();
-                    var (ids, mask, types) = Classifier.Collate(examples, rows, _tokenizer.PadId);
-                    var labels = Targets(examples, rows, ClassificationTask.Prompt, ids.shape[1]);
+                    var (ids, mask, types) = Classifier.Collate(examples, rows, _tokenizer.PadId, model.Device);
+                    var labels = Targets(examples, rows, ClassificationTask.Prompt, ids.shape[1], ids.device);
                     using var output = model.Forward(ids, mask, types, positions: labels.ne(-100));
-                    var best = LabelLogits(output.Logits).argmax(1).data<long>().ToArray(); // [rows]
+                    var best = LabelLogits(output.Logits).argmax(1).cpu().data<long>().ToArray(); // [rows]
                     for (int r = 0; r < rows.Length; r++) predicted[rows[r]] = (int)best[r];
                 }
             var scores = ClassificationMetrics.Classification([.. examples.Select(e => (int)e.Targets[0])], predicted);

@@ -65,12 +65,12 @@ public sealed class MdlmObjective(PretrainedModel model, MaskingVocabulary vocab
         for (int i = 0; i < masked.Labels.Length; i++)
             if (masked.Labels[i] != MaskedBatch.Ignore) weights.Add(1 / times[i / masked.SeqLength]);
         // A batch with nothing masked (all times near zero) has no terms; its ELBO contribution is exactly zero.
-        if (weights.Count == 0) return (tensor(0.0), 0);
+        if (weights.Count == 0) return (tensor(0.0, device: model.Device), 0);
         var shape = new long[] { masked.BatchSize, masked.SeqLength };
-        var labels = tensor(masked.Labels, shape); // [batch, seq]
-        var output = model.Forward(tensor(masked.InputIds, shape), labels: labels, positions: labels.ne(-100)); // logits [n, vocab]
+        var labels = tensor(masked.Labels, shape, device: model.Device); // [batch, seq]
+        var output = model.Forward(tensor(masked.InputIds, shape, device: model.Device), labels: labels, positions: labels.ne(-100)); // logits [n, vocab]
         var targets = labels.flatten().masked_select(labels.flatten().ne(MaskedBatch.Ignore)); // [n]
-        var sum = WeightedNllSum(output.Logits, targets, tensor(weights.ToArray()), vocab.MaskId);
+        var sum = WeightedNllSum(output.Logits, targets, tensor(weights.ToArray(), device: model.Device), vocab.MaskId);
         return (sum, weights.Count);
     }
 
@@ -85,7 +85,7 @@ public sealed class MdlmObjective(PretrainedModel model, MaskingVocabulary vocab
     /// "zero masking probabilities"), so no probability mass is wasted on it.</summary>
     internal static Tensor LogProbabilities(Tensor logits, long maskId)
     {
-        var blocked = logits.index_fill(1, tensor(new[] { maskId }), double.NegativeInfinity); // [n, vocab]
+        var blocked = logits.index_fill(1, tensor(new[] { maskId }, device: logits.device), double.NegativeInfinity); // [n, vocab]
         return blocked.log_softmax(1);
     }
 

@@ -23,8 +23,8 @@ public sealed class MlmObjective(PretrainedModel model, IMaskingStrategy masking
     ObjectiveLoss Mean(MaskedBatch masked)
     {
         var shape = new long[] { masked.BatchSize, masked.SeqLength };
-        var input = tensor(masked.InputIds, shape);   // [batch, seq]
-        var labels = tensor(masked.Labels, shape);    // [batch, seq]
+        var input = tensor(masked.InputIds, shape, device: model.Device);   // [batch, seq]
+        var labels = tensor(masked.Labels, shape, device: model.Device);    // [batch, seq]
         var output = model.Forward(input, labels: labels, positions: labels.ne(-100));
         return new ObjectiveLoss(output.Loss!, masked.SelectedCount);
     }

@@ -72,6 +72,11 @@ public sealed record PretrainOptions
     public Precision Precision { get; init; } = Precision.Auto;
     public int Seed { get; init; } = 42;
 
+    /// <summary>Where the models train (see <see cref="Modeling.ComputeDevice"/>); null: auto. A property of the
+    /// process, not of the run: a checkpoint resumes on any device.</summary>
+    [JsonIgnore]
+    public Device? Device { get; init; }
+
     public int LoggingSteps { get; init; } = 20;
 
     /// <summary>Under mpiexec, how often the ranks compare a checksum of their parameters (steps).</summary>

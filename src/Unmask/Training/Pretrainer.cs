@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Unmask.Data;
 using Unmask.Distributed;
+using Unmask.Modeling;
 using Unmask.Tokenization;
 
 namespace Unmask.Training;
@@ -97,7 +98,11 @@ public static class Pretrainer
             throw new UnmaskException(
                 $"corpus '{corpus.Name}' is too small: its {(trainSequences.Count == 0 ? "training" : "validation")} split does not fill one sequence of {options.MaxSeqLength} tokens");
 
-        using var setup = TrainingSetup.Create(options, modelFolder, tokenizer, data, RootDecides(world, hooks.Bf16IsFaster), Phase, ct);
+        var device = options.Device ?? ComputeDevice.Default;
+        var bf16IsFaster = hooks.Bf16IsFaster ?? ((hidden, intermediate) => MatmulBenchmark.Bf16IsFaster(hidden, intermediate, device));
+        TrainingSetup built;
+        using (Parameters.On(device)) built = TrainingSetup.Create(options, modelFolder, tokenizer, data, RootDecides(world, bf16IsFaster), Phase, ct);
+        using var setup = built;
         if (world.Size > 1)
         {
             world.Barrier();

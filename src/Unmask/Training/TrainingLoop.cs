@@ -2,6 +2,7 @@ using System.Diagnostics;
 using TorchSharp;
 using Unmask.Data;
 using Unmask.Distributed;
+using Unmask.Modeling;
 using Unmask.Tokenization;
 using static TorchSharp.torch;
 
@@ -56,7 +57,7 @@ internal sealed class TrainingLoop(PretrainOptions options, TrainingSetup setup,
             using (var scope = NewDisposeScope())
             {
                 // Seeding by step makes dropout and masking a function of the step alone, so a resumed run repeats exactly.
-                torch.manual_seed(options.Seed * 1_000_003L + step);
+                ComputeDevice.Seed(options.Seed * 1_000_003L + step);
                 var rng = new Random(unchecked((int)(options.Seed * 2_654_435_761L + step * 40_503L)));
                 var stepParts = new Dictionary<string, double>();
                 for (int micro = 0; micro < options.GradientAccumulationSteps; micro++)

@@ -63,7 +63,7 @@ internal sealed class TrainingSetup : IDisposable
             Precision.Auto => bf16IsFaster(config.HiddenSize, config.IntermediateSize) ? Precision.Bf16 : Precision.Fp32,
             var chosen => chosen,
         };
-        torch.manual_seed(options.Seed);
+        ComputeDevice.Seed(options.Seed);
         var computeDtype = precision == Precision.Bf16 ? ComputeDtype.BFloat16 : ComputeDtype.Float32;
         var vocab = MaskingVocabulary.FromTokenizer(tokenizer, config.VocabSize);
         IObjective objective;
