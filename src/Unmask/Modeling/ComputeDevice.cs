@@ -12,6 +12,9 @@ public static partial class ComputeDevice
 {
     public const string Auto = "auto";
 
+    // Asked once: on a CPU-only build each question retries loading libtorch's CUDA backend (0.7 ms here).
+    static readonly Lazy<int> CudaDevices = new(() => torch.cuda.is_available() ? torch.cuda.device_count() : 0);
+
     public const string Help = "Where models run: auto (this rank's GPU when CUDA is present, else the CPU), cpu, cuda (this rank's local GPU) or cuda:N";
 
     /// <summary>Auto for this process: its local GPU when libtorch has CUDA, else the CPU. What a null device means
@@ -25,7 +28,7 @@ public static partial class ComputeDevice
     /// give each rank on a machine its own GPU (local rank modulo the GPUs there).</summary>
     /// <exception cref="UnmaskException">An unknown name, or a CUDA device that this build or machine lacks.</exception>
     public static Device Resolve(string? spec) =>
-        Resolve(spec, torch.cuda.is_available() ? torch.cuda.device_count() : 0, MpiWorld.Current.LocalRank);
+        Resolve(spec, CudaDevices.Value, MpiWorld.Current.LocalRank);
 
     /// <summary>As <see cref="Resolve(string?)"/>, given the number of usable CUDA devices and the local rank.</summary>
     public static Device Resolve(string? spec, int cudaDevices, int localRank)
@@ -53,7 +56,7 @@ public static partial class ComputeDevice
     public static void Seed(long seed)
     {
         torch.manual_seed(seed);
-        if (torch.cuda.is_available()) torch.cuda.manual_seed_all(seed);
+        if (CudaDevices.Value > 0) torch.cuda.manual_seed_all(seed);
     }
 
     /// <summary>Waits for the device's queued work, so that a clock read afterwards measures it.</summary>
