@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using Microsoft.ML.OnnxRuntime;
-using Microsoft.ML.OnnxRuntime.Tensors;
 using Unmask.Checkpoints;
 using Unmask.Evaluation;
 using Unmask.Inference;
 using Unmask.Modeling;
+using Unmask.Reference;
 
 /// <summary>
 /// Sentence embeddings per second on all-MiniLM-L6-v2, one run, the same sentences (STS-B dev's distinct sentences):
@@ -97,33 +97,8 @@ static class EmbedBench
         var result = new float[sentences.Length][];
         void RunBatch(int[] rows)
         {
-            int seq = rows.Max(r => encoded[r].Length);
-            var ids = new long[rows.Length * seq];
-            var mask = new long[ids.Length];
-            for (int b = 0; b < rows.Length; b++)
-                for (int t = 0; t < encoded[rows[b]].Length; t++)
-                {
-                    ids[b * seq + t] = encoded[rows[b]][t];
-                    mask[b * seq + t] = 1;
-                }
-            int[] shape = [rows.Length, seq];
-            using var outputs = session.Run(
-            [
-                NamedOnnxValue.CreateFromTensor("input_ids", new DenseTensor<long>(ids, shape)),
-                NamedOnnxValue.CreateFromTensor("attention_mask", new DenseTensor<long>(mask, shape)),
-                NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(new long[ids.Length], shape)),
-            ], ["last_hidden_state"]);
-            var hidden = outputs.Single().AsTensor<float>().ToArray();
-            int width = hidden.Length / ids.Length;
-            for (int b = 0; b < rows.Length; b++)
-            {
-                var mean = new double[width];
-                int n = encoded[rows[b]].Length;
-                for (int t = 0; t < n; t++)
-                    for (int d = 0; d < width; d++) mean[d] += hidden[(b * seq + t) * width + d];
-                double norm = Math.Sqrt(mean.Sum(v => v * v));
-                result[rows[b]] = [.. mean.Select(v => (float)(v / norm))];
-            }
+            var pooled = OrtMeanPooling.Embed(session, [.. rows.Select(r => encoded[r])], normalize: true);
+            for (int b = 0; b < rows.Length; b++) result[rows[b]] = pooled[b];
         }
         RunBatch(batches[^1]);
         var clock = Stopwatch.StartNew();

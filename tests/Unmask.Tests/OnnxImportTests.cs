@@ -6,6 +6,7 @@ using Unmask.Checkpoints;
 using Unmask.Evaluation;
 using Unmask.Inference;
 using Unmask.Modeling;
+using Unmask.Reference;
 using static TorchSharp.torch;
 
 namespace Unmask.Tests;
@@ -128,27 +129,8 @@ public sealed class OnnxImportTests(MiniLmFixture miniLm) : IClassFixture<MiniLm
         using (var session = new InferenceSession(miniLm.OnnxPath))
             foreach (var chunk in sentences.Chunk(64))
             {
-                var (ids, mask, types, seq) = Pad(embedder, chunk);
-                int[] shape = [chunk.Length, seq];
-                using var outputs = session.Run(
-                [
-                    NamedOnnxValue.CreateFromTensor("input_ids", new DenseTensor<long>(ids, shape)),
-                    NamedOnnxValue.CreateFromTensor("attention_mask", new DenseTensor<long>(mask, shape)),
-                    NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(types, shape)),
-                ], ["last_hidden_state"]);
-                var hidden = outputs.Single().AsTensor<float>().ToArray();
-                for (int b = 0; b < chunk.Length; b++)
-                {
-                    var mean = new double[384];
-                    int count = 0;
-                    for (int t = 0; t < seq; t++)
-                    {
-                        if (mask[b * seq + t] == 0) continue;
-                        count++;
-                        for (int d = 0; d < 384; d++) mean[d] += hidden[(b * seq + t) * 384 + d];
-                    }
-                    vectors[chunk[b]] = [.. mean.Select(v => (float)(v / count))];
-                }
+                var pooled = OrtMeanPooling.Embed(session, [.. chunk.Select(s => embedder.Tokenizer.Encode(s).InputIds)], normalize: false);
+                for (int b = 0; b < chunk.Length; b++) vectors[chunk[b]] = pooled[b];
             }
         var cosines = pairs.Select(p => StsEvaluator.Cosine(vectors[p.Sentence1], vectors[p.Sentence2])).ToList();
         var reference = ClassificationMetrics.Regression([.. pairs.Select(p => p.Score!.Value)], cosines);
