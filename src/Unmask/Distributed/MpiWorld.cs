@@ -7,10 +7,11 @@ namespace Unmask.Distributed;
 
 /// <summary>
 /// The processes of one job. A process started by mpiexec (MPICH's Hydra sets PMI_SIZE) joins MPI_COMM_WORLD; any
-/// other process is a world of one and never loads an MPI library. Collectives work in place on tensors' own memory.
+/// other process is a world of one and never loads an MPI library. Collectives work in place on host tensors' memory;
+/// tensors on a GPU go through host copies, so no CUDA-aware MPI is needed.
 ///
 /// A thin P/Invoke of MPICH's C API rather than MPI.NET: the handful of calls needed (init, rank and size, allreduce in
-/// place, broadcast, barrier, abort) are a page of code, they run on tensor memory without copies, and MPICH's ABI
+/// place, broadcast, barrier, abort) are a page of code, they run on libtorch's memory directly, and MPICH's ABI
 /// (libmpich.so.12; Intel MPI and MVAPICH share it) fixes the integer handles below, where MPI.NET expects MS-MPI's
 /// library name and would need a resolver to be pointed at MPICH.
 /// </summary>
