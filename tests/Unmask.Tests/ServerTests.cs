@@ -260,6 +260,7 @@ public sealed class ServerTests(ServerFixture fixture) : IClassFixture<ServerFix
         var info = JsonDocument.Parse(await Client.GetStringAsync("/info")).RootElement;
         var models = info.GetProperty("models").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
         Assert.Contains("/fill", models["mlm"].GetProperty("routes").EnumerateArray().Select(r => r.GetString()));
+        Assert.Equal("cpu", models["mlm"].GetProperty("device").GetString());
         Assert.Equal(["/predict", "/embed", "/tokenize", "/decode"], models["clf"].GetProperty("routes").EnumerateArray().Select(r => r.GetString()));
         Assert.Equal(["cold", "hot"], models["clf"].GetProperty("labels").EnumerateArray().Select(r => r.GetString()).Order());
         Assert.Equal(65536, info.GetProperty("payload_limit").GetInt64());

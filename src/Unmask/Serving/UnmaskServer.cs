@@ -290,6 +290,7 @@ public sealed class UnmaskServer : IAsyncDisposable
                 w.WriteString("folder", Path.GetFullPath(m.Folder));
                 w.WriteString("architecture", m.Model.Architecture);
                 w.WriteString("model_type", m.Model.HfConfig.ModelType);
+                w.WriteString("device", m.Model.Device.ToString());
                 ResultJson.Array(w, "routes", m.Capabilities, c => w.WriteStringValue("/" + c));
                 w.WriteNumber("max_input_length", m.MaxInputLength);
                 w.WriteNumber("vocab_size", m.Tokenizer.VocabSize);
